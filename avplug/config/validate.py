@@ -1,0 +1,103 @@
+"""Validation: infer derived values, reject impossible ones with a message naming the key."""
+from __future__ import annotations
+
+from fvcore.common.config import CfgNode
+
+
+def _fail(key: str, value, why: str) -> None:
+    from avplug.config.config import ConfigError
+
+    raise ConfigError(f"{key} = {value!r}: {why}")
+
+
+def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
+    """Check ``cfg`` in place (it must be unfrozen) and fill derived keys; returns ``cfg``."""
+    d, s, v, a = cfg.DATA, cfg.SOLVER, cfg.INPUT.VIDEO, cfg.INPUT.AUDIO
+    if cfg.VERSION != 1:
+        _fail("VERSION", cfg.VERSION, "this avplug reads config version 1")
+    if d.SNIPPET_FRAMES < 1:
+        _fail("DATA.SNIPPET_FRAMES", d.SNIPPET_FRAMES, "a snippet needs at least one frame")
+    if d.FPS <= 0:
+        _fail("DATA.FPS", d.FPS, "must be positive")
+    d.SNIPPET_SECONDS = d.SNIPPET_FRAMES / d.FPS
+    if not 0.0 <= d.HELDOUT_FRACTION < 1.0:
+        _fail("DATA.HELDOUT_FRACTION", d.HELDOUT_FRACTION, "must be in [0, 1)")
+    if d.GENRE_WEIGHTS and len(d.GENRE_WEIGHTS) != len(d.GENRES):
+        _fail("DATA.GENRE_WEIGHTS", d.GENRE_WEIGHTS, f"needs one weight per DATA.GENRES entry ({len(d.GENRES)})")
+    if d.STORE_SHORT_SIDE < 1:
+        _fail("DATA.STORE_SHORT_SIDE", d.STORE_SHORT_SIDE, "must be positive")
+    if d.AUDIO_RATE < 8000:
+        _fail("DATA.AUDIO_RATE", d.AUDIO_RATE, "must be at least 8000 Hz")
+
+    if v.CROP < 1:
+        _fail("INPUT.VIDEO.CROP", v.CROP, "must be positive")
+    if v.CROP > v.SHORT_SIDE:
+        _fail("INPUT.VIDEO.CROP", v.CROP, f"larger than the resized short side INPUT.VIDEO.SHORT_SIDE = {v.SHORT_SIDE}")
+    if v.COLOR_JITTER < 0:
+        _fail("INPUT.VIDEO.COLOR_JITTER", v.COLOR_JITTER, "sigma must be >= 0")
+    if a.N_FFT < 2 or a.HOP < 1 or a.MEL_BINS < 1:
+        _fail("INPUT.AUDIO", (a.N_FFT, a.HOP, a.MEL_BINS), "N_FFT >= 2, HOP >= 1 and MEL_BINS >= 1 are required")
+    if a.MEL_BINS > a.N_FFT // 2 + 1:
+        _fail("INPUT.AUDIO.MEL_BINS", a.MEL_BINS, f"more mel bins than FFT bins ({a.N_FFT // 2 + 1})")
+    if not 0.0 <= a.DROP_FRACTION < 1.0:
+        _fail("INPUT.AUDIO.DROP_FRACTION", a.DROP_FRACTION, "must be in [0, 1)")
+
+    k, w = cfg.SAMPLER.K, cfg.SAMPLER.WINDOW
+    if k < 1:
+        _fail("SAMPLER.K", k, "k is the number of snippets drawn per title and must be >= 1")
+    if w < 0:
+        _fail("SAMPLER.WINDOW", w, "the window must be >= k, or 0 for no window")
+    if 0 < w < k:
+        _fail("SAMPLER.WINDOW", w, f"k = {k} distinct snippets cannot fit a window of w = {w} (need w >= k, or 0 for none)")
+    if cfg.SAMPLER.SHORT_TITLES not in ("skip", "cap"):
+        _fail("SAMPLER.SHORT_TITLES", cfg.SAMPLER.SHORT_TITLES, 'must be "skip" or "cap"')
+    if cfg.SAMPLER.SCENE_MODE not in ("one_scene", "k_scenes"):
+        _fail("SAMPLER.SCENE_MODE", cfg.SAMPLER.SCENE_MODE, 'must be "one_scene" or "k_scenes"')
+
+    if s.BATCH_SIZE < 1:
+        _fail("SOLVER.BATCH_SIZE", s.BATCH_SIZE, "must be positive")
+    if s.BATCH_SIZE % k:
+        _fail("SOLVER.BATCH_SIZE", s.BATCH_SIZE, f"the global batch must be a multiple of SAMPLER.K = {k}")
+    if world_size is not None:
+        if s.BATCH_SIZE % world_size:
+            _fail("SOLVER.BATCH_SIZE", s.BATCH_SIZE, f"not divisible by the world size {world_size}")
+        if not cfg.SAMPLER.SPREAD_GROUPS and (s.BATCH_SIZE // world_size) % k:
+            _fail(
+                "SOLVER.BATCH_SIZE",
+                s.BATCH_SIZE,
+                f"the per-rank batch {s.BATCH_SIZE // world_size} must hold whole groups of SAMPLER.K = {k} "
+                "(or set SAMPLER.SPREAD_GROUPS True)",
+            )
+    if s.BASE_LR <= 0 or s.WARMUP_START_LR < 0:
+        _fail("SOLVER.BASE_LR", s.BASE_LR, "learning rates must be positive")
+    if s.MAX_EPOCHS < 1:
+        _fail("SOLVER.MAX_EPOCHS", s.MAX_EPOCHS, "must be >= 1")
+    if not 0 <= s.WARMUP_EPOCHS <= s.MAX_EPOCHS:
+        _fail("SOLVER.WARMUP_EPOCHS", s.WARMUP_EPOCHS, f"must be within [0, SOLVER.MAX_EPOCHS = {s.MAX_EPOCHS}]")
+    if s.AMP not in ("auto", "bf16", "fp16", "off"):
+        _fail("SOLVER.AMP", s.AMP, 'must be "auto", "bf16", "fp16" or "off"')
+    if s.OPTIMIZER not in ("Adam", "AdamW", "SGD"):
+        _fail("SOLVER.OPTIMIZER", s.OPTIMIZER, 'must be "Adam", "AdamW" or "SGD"')
+    if s.LOG_PERIOD < 1:
+        _fail("SOLVER.LOG_PERIOD", s.LOG_PERIOD, "must be >= 1")
+
+    if cfg.MODEL.VIDEO.WIDTH <= 0 or cfg.MODEL.AUDIO.WIDTH <= 0:
+        _fail("MODEL.VIDEO.WIDTH", (cfg.MODEL.VIDEO.WIDTH, cfg.MODEL.AUDIO.WIDTH), "width multipliers must be positive")
+    if cfg.MODEL.HEAD.DIM < 1:
+        _fail("MODEL.HEAD.DIM", cfg.MODEL.HEAD.DIM, "must be positive")
+    if cfg.LOSS.TEMPERATURE <= 0:
+        _fail("LOSS.TEMPERATURE", cfg.LOSS.TEMPERATURE, "must be positive")
+
+    e = cfg.EVAL.DOWNSTREAM
+    if e.PROTOCOL not in ("finetune", "linear"):
+        _fail("EVAL.DOWNSTREAM.PROTOCOL", e.PROTOCOL, 'must be "finetune" or "linear"')
+    lo, hi = e.SCALE_JITTER
+    if not 0 < lo <= hi:
+        _fail("EVAL.DOWNSTREAM.SCALE_JITTER", e.SCALE_JITTER, "must be (low, high) with 0 < low <= high")
+    if e.CROP > lo:
+        _fail("EVAL.DOWNSTREAM.CROP", e.CROP, f"larger than the smallest jittered short side {lo}")
+    if cfg.LAUNCH.NODES < 1:
+        _fail("LAUNCH.NODES", cfg.LAUNCH.NODES, "must be >= 1")
+    if cfg.LAUNCH.BACKEND not in ("auto", "nccl", "gloo"):
+        _fail("LAUNCH.BACKEND", cfg.LAUNCH.BACKEND, 'must be "auto", "nccl" or "gloo"')
+    return cfg

@@ -1,0 +1,1 @@
+"""Media decoders (being built)."""

@@ -1,0 +1,1 @@
+"""Downstream datasets (being built)."""

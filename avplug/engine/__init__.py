@@ -1,0 +1,1 @@
+"""avplug.engine (being built)."""

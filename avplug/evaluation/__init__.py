@@ -1,0 +1,1 @@
+"""avplug.evaluation (being built)."""

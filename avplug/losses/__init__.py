@@ -1,0 +1,1 @@
+"""avplug.losses (being built)."""

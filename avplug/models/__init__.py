@@ -1,0 +1,1 @@
+"""avplug.models (being built)."""

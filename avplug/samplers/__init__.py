@@ -1,0 +1,1 @@
+"""avplug.samplers (being built)."""

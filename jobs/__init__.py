@@ -1,0 +1,1 @@
+"""Cluster jobs: submitit jobs that resume from disk, and TorchX components."""
