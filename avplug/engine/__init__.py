@@ -1,1 +1,1 @@
-"""avplug.engine (being built)."""
+"""Training engine: the pretraining loop, checkpoints, distributed set-up and local launch."""

@@ -1,0 +1,97 @@
+"""Training metrics: console lines with rate and ETA, ``metrics.jsonl``, TensorBoard, loss-curve PNG."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+_log = logging.getLogger("avplug.train")
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"
+
+
+class MetricsWriter:
+    """Writes one record per logged step; only the main process should own one.
+
+    ``metrics.jsonl`` is appended to, so a resumed run continues the same file (records of steps
+    that are replayed after a resume are dropped on read by :func:`read_metrics`).
+    """
+
+    def __init__(self, output_dir: str | Path, total_steps: int, tensorboard: bool = True) -> None:
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.output_dir / "metrics.jsonl"
+        self.total_steps = total_steps
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.output_dir / "tensorboard"))
+        self._t0 = time.perf_counter()
+        self._step0: int | None = None
+
+    def write(self, record: dict[str, Any], console: bool = True) -> None:
+        step = int(record["step"])
+        if self._step0 is None:
+            self._step0 = step - 1
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key.replace("(", "_").replace(")", "").replace("||", "_"), value, step)
+            self._tb.flush()
+        if console:
+            elapsed = time.perf_counter() - self._t0
+            done = step - self._step0
+            eta = elapsed / max(done, 1) * (self.total_steps - step)
+            parts = [f"step {step}/{self.total_steps}"]
+            parts += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "step"]
+            parts.append(f"eta {_format_eta(eta)}")
+            _log.info("  ".join(parts))
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Records of ``metrics.jsonl`` in step order, the last record of each (step, keys) kept."""
+    records: dict[tuple[int, tuple[str, ...]], dict[str, Any]] = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                rec = json.loads(line)
+                records[(rec["step"], tuple(sorted(rec)))] = rec
+    return [records[k] for k in sorted(records, key=lambda k: k[0])]
+
+
+def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str = "pretraining loss") -> Path:
+    """Plot loss (and learning rate) against step from ``metrics.jsonl`` into ``png_path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in read_metrics(metrics_path) if "loss" in r]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="loss (Eq. 1)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    if rows and "lr" in rows[0]:
+        ax2 = ax.twinx()
+        ax2.plot([r["step"] for r in rows], [r["lr"] for r in rows], color="tab:orange", alpha=0.5, label="lr")
+        ax2.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return Path(png_path)
