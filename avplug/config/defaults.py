@@ -68,6 +68,10 @@ _C.INPUT.VIDEO.SHORT_SIDE = 190
 _C.INPUT.VIDEO.CROP = 158
 # Color jitter sigma: brightness/contrast/saturation factors in [max(0, 1 - s), 1 + s]; 0 = off.
 _C.INPUT.VIDEO.COLOR_JITTER = 0.0
+# Per-channel (RGB) mean and std that normalize pixels after scaling them to [0, 1] (the Kinetics
+# statistics pytorchvideo's video models use).
+_C.INPUT.VIDEO.MEAN = (0.45, 0.45, 0.45)
+_C.INPUT.VIDEO.STD = (0.225, 0.225, 0.225)
 _C.INPUT.AUDIO = CN()
 # Log-mel front end: 96 mel bins, FFT window 2048, hop 512 at DATA.AUDIO_RATE.
 _C.INPUT.AUDIO.MEL_BINS = 96

@@ -35,6 +35,8 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
         _fail("INPUT.VIDEO.CROP", v.CROP, f"larger than the resized short side INPUT.VIDEO.SHORT_SIDE = {v.SHORT_SIDE}")
     if v.COLOR_JITTER < 0:
         _fail("INPUT.VIDEO.COLOR_JITTER", v.COLOR_JITTER, "sigma must be >= 0")
+    if len(v.MEAN) != 3 or len(v.STD) != 3 or min(v.STD) <= 0:
+        _fail("INPUT.VIDEO.MEAN/STD", (v.MEAN, v.STD), "need three RGB values each, with every std > 0")
     if a.N_FFT < 2 or a.HOP < 1 or a.MEL_BINS < 1:
         _fail("INPUT.AUDIO", (a.N_FFT, a.HOP, a.MEL_BINS), "N_FFT >= 2, HOP >= 1 and MEL_BINS >= 1 are required")
     if a.MEL_BINS > a.N_FFT // 2 + 1:
