@@ -185,6 +185,8 @@ _C.EVAL.DOWNSTREAM.MASK_FRACTION = 0.5
 # Test-time views: NUM_CLIPS uniformly spaced clips (x NUM_CROPS spatial crops for video).
 _C.EVAL.DOWNSTREAM.NUM_CLIPS = 10
 _C.EVAL.DOWNSTREAM.NUM_CROPS = 3
+# Test-time short side before the crops (0: CROP, so the crops span the short side).
+_C.EVAL.DOWNSTREAM.TEST_SHORT_SIDE = 0
 # SGD with momentum, warm-up from WARMUP_START_LR to BASE_LR over WARMUP_EPOCHS, then cosine.
 _C.EVAL.DOWNSTREAM.EPOCHS = 150
 _C.EVAL.DOWNSTREAM.WARMUP_EPOCHS = 25
@@ -194,6 +196,11 @@ _C.EVAL.DOWNSTREAM.MOMENTUM = 0.9
 _C.EVAL.DOWNSTREAM.WEIGHT_DECAY = 1e-4
 _C.EVAL.DOWNSTREAM.BATCH_SIZE = 96
 _C.EVAL.DOWNSTREAM.NUM_WORKERS = 4
+# Dropout before the linear classifier on the backbone's pooled features.
+_C.EVAL.DOWNSTREAM.DROPOUT = 0.5
+# Linear probe: L-BFGS iterations of the full-batch logistic regression on frozen features
+# (L2 penalty WEIGHT_DECAY); fine-tuning ignores it.
+_C.EVAL.DOWNSTREAM.LINEAR_MAX_ITER = 500
 
 # ---------------------------------------------------------------------------------------------
 # LAUNCH: where and how the job runs.
