@@ -98,6 +98,19 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
         _fail("EVAL.DOWNSTREAM.SCALE_JITTER", e.SCALE_JITTER, "must be (low, high) with 0 < low <= high")
     if e.CROP > lo:
         _fail("EVAL.DOWNSTREAM.CROP", e.CROP, f"larger than the smallest jittered short side {lo}")
+    if e.TEST_SHORT_SIDE and e.TEST_SHORT_SIDE < e.CROP:
+        _fail("EVAL.DOWNSTREAM.TEST_SHORT_SIDE", e.TEST_SHORT_SIDE, f"smaller than EVAL.DOWNSTREAM.CROP = {e.CROP} (0: CROP)")
+    for key in ("FRAMES", "NUM_CLIPS", "NUM_CROPS", "EPOCHS", "BATCH_SIZE", "LINEAR_MAX_ITER"):
+        if e[key] < 1:
+            _fail(f"EVAL.DOWNSTREAM.{key}", e[key], "must be >= 1")
+    if e.FPS <= 0 or e.CLIP_SECONDS <= 0:
+        _fail("EVAL.DOWNSTREAM.FPS", (e.FPS, e.CLIP_SECONDS), "FPS and CLIP_SECONDS must be positive")
+    if not 0 <= e.WARMUP_EPOCHS <= e.EPOCHS:
+        _fail("EVAL.DOWNSTREAM.WARMUP_EPOCHS", e.WARMUP_EPOCHS, f"must be within [0, EVAL.DOWNSTREAM.EPOCHS = {e.EPOCHS}]")
+    if not 0.0 <= e.MASK_FRACTION <= 1.0:
+        _fail("EVAL.DOWNSTREAM.MASK_FRACTION", e.MASK_FRACTION, "must be in [0, 1]")
+    if not 0.0 <= e.DROPOUT < 1.0:
+        _fail("EVAL.DOWNSTREAM.DROPOUT", e.DROPOUT, "must be in [0, 1)")
     if cfg.LAUNCH.NODES < 1:
         _fail("LAUNCH.NODES", cfg.LAUNCH.NODES, "must be >= 1")
     if cfg.LAUNCH.BACKEND not in ("auto", "nccl", "gloo"):
