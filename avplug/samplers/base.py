@@ -347,4 +347,4 @@ class GroupSampler(SnippetSampler):
 
     def layout_text(self) -> str:
         groups = "spread over ranks" if self.spread_groups else "kept on one rank"
-        return f"groups {groups}, short titles: {self.short_titles}, titles: {self.title_draw.describe()}"
+        return f"groups {groups}, short titles: {self.short_titles}, {self.title_draw.describe(self.unit_kind())}"

@@ -32,8 +32,8 @@ class UniformDraw:
         """``count`` distinct unit positions, in draw order."""
         return rng.choice(self.num_units, size=count, replace=False)
 
-    def describe(self) -> str:
-        return f"uniform over {self.num_units} titles"
+    def describe(self, kind: str = "title") -> str:
+        return f"uniform over {self.num_units} {kind}s"
 
 
 class GenreBalancedDraw:
@@ -51,9 +51,9 @@ class GenreBalancedDraw:
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
         return rng.choice(self.num_units, size=count, replace=False, p=self.probabilities)
 
-    def describe(self) -> str:
+    def describe(self, kind: str = "title") -> str:
         parts = ", ".join(f"{g or 'unknown'}: {c}" for g, c in sorted(self.counts.items()))
-        return f"genre-balanced over {len(self.counts)} genres ({parts})"
+        return f"{kind}s genre-balanced over {len(self.counts)} genres ({parts})"
 
 
 def build_title_draw(cfg, genres: Sequence[str]):
