@@ -1,0 +1,107 @@
+"""Tiny real media in the official downstream layouts, and a tiny cfg, for the protocol tests."""
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+VIDEO_CLASSES = ["ApplyEyeMakeup", "Archery"]  # UCF101 names; red-ish vs blue-ish clips
+SOUND_CLASSES = ["dog", "rooster"]  # ESC-50 targets 0 and 1; low tone vs high tone
+VIDEO_SIZE = (30, 40)  # height, width (landscape)
+VIDEO_SECONDS, VIDEO_FPS = 2.0, 10
+AUDIO_RATE, AUDIO_SECONDS = 8000, 1.0
+
+
+def write_video(path: Path, label: int, seed: int) -> None:
+    """An MPEG-4 AVI whose color says its class (red vs blue), with per-clip noise and motion."""
+    rng = np.random.default_rng(seed)
+    height, width = VIDEO_SIZE
+    base = np.array([200, 40, 40] if label == 0 else [40, 40, 200], np.float64)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=VIDEO_FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for t in range(int(VIDEO_SECONDS * VIDEO_FPS)):
+            frame = base + rng.normal(0, 20, (height, width, 3))
+            frame[:, (2 * t) % width : (2 * t) % width + 4] = 255  # a moving bar
+            image = av.VideoFrame.from_ndarray(frame.clip(0, 255).astype(np.uint8), format="rgb24")
+            for packet in stream.encode(image):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def write_wav(path: Path, label: int, seed: int) -> None:
+    import wave
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(AUDIO_RATE * AUDIO_SECONDS)) / AUDIO_RATE
+    tone = 300.0 if label == 0 else 2500.0
+    signal = 0.5 * np.sin(2 * np.pi * tone * t) + 0.05 * rng.normal(size=t.size)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(AUDIO_RATE)
+        w.writeframes((signal * 32767).clip(-32768, 32767).astype("<i2").tobytes())
+
+
+@pytest.fixture(scope="session")
+def tiny_ucf101(tmp_path_factory) -> Path:
+    """UCF101 layout, 2 classes; split 1: groups 1-2 test, 3-5 train (1 clip each)."""
+    root = tmp_path_factory.mktemp("UCF101")
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_bytes("".join(f"{i} {c}\r\n" for i, c in enumerate(VIDEO_CLASSES, 1)).encode())
+    train, test = [], []
+    for label, cls in enumerate(VIDEO_CLASSES):
+        (root / "UCF-101" / cls).mkdir(parents=True)
+        for g in range(1, 6):
+            rel = f"{cls}/v_{cls}_g{g:02d}_c01.avi"
+            write_video(root / "UCF-101" / rel, label, seed=10 * label + g)
+            (test if g <= 2 else train).append(rel)
+    (lists / "trainlist01.txt").write_bytes("".join(f"{r} {VIDEO_CLASSES.index(r.split('/')[0]) + 1}\r\n" for r in train).encode())
+    (lists / "testlist01.txt").write_bytes("".join(f"{r}\r\n" for r in test).encode())
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_esc50(tmp_path_factory) -> Path:
+    """ESC-50 layout, 2 classes, 2 clips per class and fold."""
+    root = tmp_path_factory.mktemp("ESC-50-master")
+    (root / "meta").mkdir()
+    (root / "audio").mkdir()
+    rows = ["filename,fold,target,category,esc10,src_file,take"]
+    src = 100000
+    for fold in range(1, 6):
+        for target, category in enumerate(SOUND_CLASSES):
+            for take in "AB":
+                src += 1
+                name = f"{fold}-{src}-{take}-{target}.wav"
+                write_wav(root / "audio" / name, target, seed=src)
+                rows.append(f"{name},{fold},{target},{category},True,{src},{take}")
+    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+TINY_OPTS = [
+    "MODEL.VIDEO.WIDTH", "0.125", "MODEL.AUDIO.WIDTH", "0.125", "MODEL.HEAD.DIM", "16",
+    "DATA.AUDIO_RATE", "8000", "INPUT.AUDIO.MEL_BINS", "16", "INPUT.AUDIO.N_FFT", "256", "INPUT.AUDIO.HOP", "128",
+    "EVAL.DOWNSTREAM.FRAMES", "4", "EVAL.DOWNSTREAM.FPS", "5.0", "EVAL.DOWNSTREAM.SCALE_JITTER", "(20, 24)",
+    "EVAL.DOWNSTREAM.CROP", "16", "EVAL.DOWNSTREAM.CLIP_SECONDS", "0.5", "EVAL.DOWNSTREAM.NUM_CLIPS", "2",
+    "EVAL.DOWNSTREAM.NUM_CROPS", "3", "EVAL.DOWNSTREAM.EPOCHS", "2", "EVAL.DOWNSTREAM.WARMUP_EPOCHS", "1",
+    "EVAL.DOWNSTREAM.BASE_LR", "0.05", "EVAL.DOWNSTREAM.BATCH_SIZE", "4", "EVAL.DOWNSTREAM.NUM_WORKERS", "0",
+    "EVAL.DOWNSTREAM.LINEAR_MAX_ITER", "100", "SOLVER.AMP", "off",
+]
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """``make(dataset, root, *opts)`` -> a frozen tiny cfg writing into a fresh folder."""
+    from avplug.config import load_config
+
+    def make(dataset: str, root: Path, *opts: str):
+        return load_config(
+            "movie_tv.yaml",
+            TINY_OPTS + ["EVAL.DOWNSTREAM.DATASET", dataset, "EVAL.DOWNSTREAM.ROOT", str(root), "OUTPUT_DIR", str(tmp_path / "out"), *opts],
+        )
+
+    return make
