@@ -1,0 +1,60 @@
+"""Slurm test gating for tests/jobs: ``@pytest.mark.slurm`` tests need a controller that answers.
+
+Without one they are skipped with the reason, except when ``AVPLUG_REQUIRE_SLURM=1`` (CI, where
+``scripts/slurm_local.sh start`` brought the two-node cluster up): then a missing Slurm fails them.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REQUIRE_ENV = "AVPLUG_REQUIRE_SLURM"
+_STATUS: dict[str, str | None] = {}
+
+
+def _slurm_problem() -> str | None:
+    """None when sbatch works against a controller with two idle-or-busy nodes, else why not."""
+    if "problem" not in _STATUS:
+        from jobs.slurm import slurm_available
+
+        if not slurm_available():
+            _STATUS["problem"] = "no Slurm controller answers here (start one with: sudo scripts/slurm_local.sh start)"
+        else:
+            out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30)
+            usable = [line.split()[0] for line in out.stdout.splitlines() if line.split()[1].rstrip("*") in ("idle", "alloc", "mix", "comp")]
+            _STATUS["problem"] = None if len(usable) >= 2 else f"the Slurm cluster needs two usable nodes, sinfo says: {out.stdout.strip()!r}"
+    return _STATUS["problem"]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("slurm") is None:
+        return
+    problem = _slurm_problem()
+    if problem is None:
+        return
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{REQUIRE_ENV}=1 but {problem}", pytrace=False)
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def shared_tmp(tmp_path: Path) -> Path:
+    """A folder every Slurm node sees (all nodes of the local cluster are this host)."""
+    return tmp_path
+
+
+def _release(job_id: str) -> None:
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def release_requeued():
+    """``release(job_id)``: let a requeued job start now instead of after Slurm's requeue delay.
+
+    Slurm holds a requeued batch job for about two minutes (pending, reason BeginTime); tests
+    call this once they see that state rather than wait it out.
+    """
+    return _release
