@@ -44,7 +44,11 @@ def main(argv=None) -> int:
         return 2
     from avplug.samplers import build_sampler, load_titles_for, rank_batches, sampler_stats
 
-    titles = load_titles_for(cfg, synthetic=args.synthetic_titles)
+    try:
+        titles = load_titles_for(cfg, synthetic=args.synthetic_titles)
+    except (LookupError, OSError, ValueError) as exc:  # a missing or incomplete store names itself
+        print(f"inspect_sampler.py: cannot read the train titles ({exc}); or use --synthetic-titles N", file=sys.stderr)
+        return 2
     try:
         sampler = build_sampler(cfg, titles, world_size=args.world_size, rank=0)
     except ValueError as exc:
