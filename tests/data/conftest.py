@@ -68,7 +68,7 @@ def make_media(
 ) -> Path:
     """Write an H.264 (+ AAC) mp4 of the timecode pattern; ``layout=None`` means no audio."""
     opts = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", options=opts) as out:
+    with av.open(str(path), "w", format="mp4", options=opts) as out:
         vs = None
         if video:
             vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "18", "threads": "1"})

@@ -1,0 +1,526 @@
+"""The catalog: which source files are usable titles, their snippet counts, and the held-out split.
+
+:func:`ingest` (``tools/ingest.py``) probes every source file in parallel and writes, into the
+catalog folder (any iopath backend):
+
+- ``catalog.jsonl``: one usable title per line, sorted by ``title_id``: ``path, title_id,
+  show_id, genre, duration_s, fps, width, height, audio_rate, audio_channels, num_snippets``
+  (M_n = floor(duration_s / snippet_seconds)), plus ``start_s`` (the timeline origin: snippet m
+  covers ``[start_s + m L, start_s + (m + 1) L)``), ``sample_aspect_ratio`` and
+  ``snippet_seconds`` (the L it was counted with);
+- ``rejected.jsonl``: ``path, reason`` for every file that is not usable (no audio stream,
+  truncated or corrupt, not media, shorter than one snippet, unreadable, duplicate title_id);
+- ``split.json``: ``{"train": [...], "heldout": [...], "excluded": [...]}`` title ids.  The
+  held-out titles are a seeded fraction of the catalog in which every episode of a show falls on
+  the same side; "excluded" are train titles left out by genre subsampling (DATA.GENRES,
+  DATA.GENRE_WEIGHTS, DATA.MAX_TITLES: the paper's Table 4 scenarios).
+
+``duration_s`` is what actually decodes (the earlier of the video and audio ends), not only what
+the header claims.  Any channel layout and sample rate is accepted.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import multiprocessing
+import os
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from iopath.common.file_io import g_pathmgr
+
+from avplug.data.decoders import decodable_extent, probe, quiet_ffmpeg
+from avplug.data.errors import MediaError
+from avplug.data.index import TitleRecord
+
+logger = logging.getLogger(__name__)
+
+CATALOG_FILE = "catalog.jsonl"
+REJECTED_FILE = "rejected.jsonl"
+SPLIT_FILE = "split.json"
+# File name endings scanned in a source folder (a list file may name any file).
+MEDIA_EXTENSIONS = (
+    ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+    ".wmv", ".flv", ".vob", ".ogv", ".3gp", ".mxf",
+)  # fmt: skip
+# A file whose decodable end falls this far short of its header duration is truncated:
+# max(seconds, fraction of the duration).
+TRUNCATION_TOLERANCE_S = 1.0
+TRUNCATION_TOLERANCE_FRACTION = 0.02
+
+
+class CatalogError(ValueError):
+    """A catalog folder, source list or meta.csv that cannot be used; the message names it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small iopath helpers
+# ---------------------------------------------------------------------------------------------
+def _join(root: str, name: str) -> str:
+    return root.rstrip("/") + "/" + name if "://" in root else os.path.join(root, name)
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _norm(path: str) -> str:
+    return path if _is_remote(path) else os.path.abspath(os.path.normpath(os.path.expanduser(path)))
+
+
+def _dirname(path: str) -> str:
+    return path.rsplit("/", 1)[0] if _is_remote(path) else os.path.dirname(_norm(path))
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path``: atomically (temp file + rename) on a local disk."""
+    if _is_remote(path):
+        with g_pathmgr.open(path, "w") as f:
+            f.write(text)
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_text(path: str) -> str:
+    with g_pathmgr.open(path, "r") as f:
+        return f.read()
+
+
+def _jsonl(rows: Iterable[dict]) -> str:
+    return "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources and metadata
+# ---------------------------------------------------------------------------------------------
+def list_sources(src: str) -> list[str]:
+    """Source files named by ``src``: a folder scanned recursively for :data:`MEDIA_EXTENSIONS`
+    (hidden entries skipped) or a text file with one path per line (``#`` comments; relative
+    paths are relative to the list file).  Sorted, without duplicates."""
+    if not src:
+        raise CatalogError("no source given: pass --src DIR_OR_LIST or set DATA.SOURCE")
+    if g_pathmgr.isdir(src):
+        found, skipped = [], 0
+        if _is_remote(src):
+            stack = [src]
+            while stack:
+                d = stack.pop()
+                for name in g_pathmgr.ls(d):
+                    if name.startswith("."):
+                        continue
+                    p = _join(d, name)
+                    if g_pathmgr.isdir(p):
+                        stack.append(p)
+                    elif name.lower().endswith(MEDIA_EXTENSIONS):
+                        found.append(p)
+                    else:
+                        skipped += 1
+        else:
+            for d, dirs, files in os.walk(_norm(src)):
+                dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+                for name in files:
+                    if name.startswith("."):
+                        continue
+                    if name.lower().endswith(MEDIA_EXTENSIONS):
+                        found.append(os.path.join(d, name))
+                    else:
+                        skipped += 1
+        if skipped:
+            logger.info("%s: skipped %d files without a media extension", src, skipped)
+        return sorted(set(found))
+    if g_pathmgr.isfile(src):
+        base = _dirname(src)
+        paths = []
+        for line in read_text(src).splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if not _is_remote(line) and not os.path.isabs(os.path.expanduser(line)):
+                line = os.path.join(base, line)
+            paths.append(_norm(line))
+        return sorted(set(paths))
+    raise CatalogError(f"source {src!r} is neither a folder nor a list file")
+
+
+@dataclass(frozen=True)
+class TitleMeta:
+    """One meta.csv row: how a source file is named and grouped."""
+
+    title_id: str
+    show_id: str = ""
+    genre: str = ""
+
+
+def read_meta(meta_csv: str) -> dict[str, TitleMeta]:
+    """Rows of ``meta_csv`` (header ``path,title_id,show_id,genre``; only ``path`` is required)
+    keyed by the normalized path (relative paths are relative to the csv's folder)."""
+    try:
+        text = read_text(meta_csv)
+    except (OSError, FileNotFoundError) as exc:
+        raise CatalogError(f"meta file {meta_csv}: cannot read it ({exc})") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "path" not in [f.strip() for f in reader.fieldnames]:
+        raise CatalogError(f"meta file {meta_csv}: needs a header with at least a 'path' column (path,title_id,show_id,genre)")
+    base = _dirname(meta_csv)
+    rows: dict[str, TitleMeta] = {}
+    for lineno, row in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        path = row.get("path", "")
+        if not path:
+            raise CatalogError(f"meta file {meta_csv}, line {lineno}: empty path")
+        if not _is_remote(path) and not os.path.isabs(os.path.expanduser(path)):
+            path = os.path.join(base, path)
+        key = _norm(path)
+        if key in rows:
+            raise CatalogError(f"meta file {meta_csv}, line {lineno}: {path} is listed twice")
+        title_id = row.get("title_id") or _stem(path)
+        rows[key] = TitleMeta(title_id=title_id, show_id=row.get("show_id", ""), genre=row.get("genre", ""))
+    return rows
+
+
+def _stem(path: str) -> str:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _meta_for(paths: Sequence[str], meta: dict[str, TitleMeta] | None) -> dict[str, TitleMeta]:
+    """Each path's TitleMeta: its meta.csv row (by path, else by unique file name) or the file stem."""
+    meta = meta or {}
+    by_name: dict[str, list[TitleMeta]] = {}
+    for key, m in meta.items():
+        by_name.setdefault(key.rsplit("/", 1)[-1], []).append(m)
+    out, unmatched = {}, 0
+    for p in paths:
+        m = meta.get(_norm(p))
+        if m is None:
+            same = by_name.get(p.rsplit("/", 1)[-1], [])
+            m = same[0] if len(same) == 1 else None
+        if m is None:
+            unmatched += bool(meta)
+            m = TitleMeta(title_id=_stem(p))
+        out[p] = m
+    if unmatched:
+        logger.warning("%d source files have no meta.csv row: their title_id is the file name, no show, no genre", unmatched)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing one file
+# ---------------------------------------------------------------------------------------------
+def inspect_source(path: str, snippet_seconds: float) -> dict:
+    """Catalog fields of one source file (without its title/show/genre).
+
+    Raises :class:`MediaError` with the rejection reason when the file is not a usable title.
+    """
+    info = probe(path)
+    if not info.has_audio:
+        raise MediaError(path, "no audio stream")
+    if info.fps <= 0 or info.width <= 0 or info.height <= 0:
+        raise MediaError(path, f"video stream without a usable frame rate or size ({info.fps} fps, {info.width}x{info.height})")
+    video_end, audio_end = decodable_extent(path)
+    decoded = max(video_end, audio_end) - info.start_s
+    if info.duration_s > 0:
+        tolerance = max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * info.duration_s)
+        if info.duration_s - decoded > tolerance:
+            raise MediaError(
+                path,
+                f"truncated or corrupt: the header says {info.duration_s:.2f} s but decoding stops at {max(decoded, 0.0):.2f} s",
+            )
+    duration = min(video_end, audio_end) - info.start_s
+    num_snippets = int(math.floor(duration / snippet_seconds + 1e-9)) if duration > 0 else 0
+    if num_snippets < 1:
+        raise MediaError(path, f"shorter than one snippet ({max(duration, 0.0):.2f} s < {snippet_seconds:.2f} s)")
+    return {
+        "duration_s": round(duration, 6),
+        "start_s": round(info.start_s, 6),
+        "fps": round(info.fps, 6),
+        "width": info.width,
+        "height": info.height,
+        "sample_aspect_ratio": round(info.sample_aspect_ratio, 6),
+        "audio_rate": info.audio_rate,
+        "audio_channels": info.audio_channels,
+        "num_snippets": num_snippets,
+        "snippet_seconds": snippet_seconds,
+    }
+
+
+def _inspect_job(args: tuple[str, float]) -> tuple[str, dict | None, str | None]:
+    path, snippet_seconds = args
+    quiet_ffmpeg()
+    try:
+        return path, inspect_source(path, snippet_seconds), None
+    except MediaError as exc:
+        return path, None, exc.reason
+    except Exception as exc:  # a bug or an FFmpeg surprise must not stop the ingest
+        return path, None, f"could not be probed ({type(exc).__name__}: {exc})"
+
+
+def resolve_workers(workers: int) -> int:
+    """``workers`` processes, or every core available to this process when 0."""
+    if workers and workers > 0:
+        return int(workers)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def pool_context():
+    """Process start method of the ingest / preprocess pools (fork where available: fast and
+    the workers need nothing the parent must re-import)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+def _probe_all(paths: list[str], snippet_seconds: float, workers: int, progress: bool):
+    from tqdm import tqdm
+
+    jobs = [(p, snippet_seconds) for p in paths]
+    results = []
+    bar = tqdm(total=len(jobs), desc="probing", unit="file", disable=not progress, dynamic_ncols=True)
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                results.append(_inspect_job(job))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=pool_context()) as pool:
+                for fut in as_completed([pool.submit(_inspect_job, j) for j in jobs]):
+                    results.append(fut.result())
+                    bar.update()
+    finally:
+        bar.close()
+    return sorted(results, key=lambda r: r[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Split and genre subsampling
+# ---------------------------------------------------------------------------------------------
+def make_split(entries: Sequence[dict], fraction: float, seed: int) -> dict[str, list[str]]:
+    """Hold out about ``fraction`` of the titles, keeping every show on one side.
+
+    Titles are grouped by ``show_id`` (a title without one is its own group); groups are
+    shuffled with ``seed`` and taken for the held-out side while they do not overshoot
+    ``round(fraction * N)`` titles.  Deterministic in (titles, fraction, seed).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise CatalogError(f"held-out fraction {fraction} must be in [0, 1)")
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        key = f"show:{e['show_id']}" if e.get("show_id") else f"title:{e['title_id']}"
+        groups.setdefault(key, []).append(e["title_id"])
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    target = int(round(fraction * len(entries)))
+    heldout: list[str] = []
+    for key in keys:
+        if len(heldout) >= target:
+            break
+        if len(heldout) + len(groups[key]) <= target:
+            heldout.extend(groups[key])
+    held = set(heldout)
+    return {
+        "train": sorted(e["title_id"] for e in entries if e["title_id"] not in held),
+        "heldout": sorted(held),
+    }
+
+
+def subsample_by_genre(
+    entries: Sequence[dict],
+    genres: Sequence[str] = (),
+    weights: Sequence[float] = (),
+    max_titles: int = 0,
+    seed: int = 0,
+) -> tuple[list[str], list[str]]:
+    """Choose training titles by genre (the paper's Table 4 scenarios); returns (kept, dropped).
+
+    - ``genres`` empty: every title is eligible; otherwise only titles of those genres
+      (case-insensitive).
+    - ``weights`` empty: the eligible titles as they come, capped at ``max_titles`` (a seeded
+      uniform subset) when ``max_titles > 0``.
+    - ``weights`` given (one per genre): the kept titles follow those proportions; their number
+      is the largest the available titles allow, capped at ``max_titles``.
+    """
+    if weights and len(weights) != len(genres):
+        raise CatalogError(f"genre weights {list(weights)} need one weight per genre {list(genres)}")
+    if any(w < 0 for w in weights) or (weights and sum(weights) <= 0):
+        raise CatalogError(f"genre weights {list(weights)} must be >= 0 with a positive sum")
+    rng = random.Random(seed)
+    ids = sorted(e["title_id"] for e in entries)
+    genre_of = {e["title_id"]: (e.get("genre") or "").strip().casefold() for e in entries}
+    wanted = [g.strip().casefold() for g in genres]
+    eligible = [t for t in ids if not wanted or genre_of[t] in wanted]
+    if not weights:
+        kept = eligible
+        if max_titles and len(kept) > max_titles:
+            kept = sorted(rng.sample(kept, max_titles))
+    else:
+        pools = {g: [t for t in eligible if genre_of[t] == g] for g in wanted}
+        total = sum(weights)
+        share = {g: w / total for g, w in zip(wanted, weights)}
+        feasible = min(len(pools[g]) / share[g] for g in wanted if share[g] > 0)
+        n = int(math.floor(feasible + 1e-9))
+        if max_titles:
+            n = min(n, max_titles)
+        quota = {g: share[g] * n for g in wanted}
+        counts = {g: int(math.floor(q + 1e-9)) for g, q in quota.items()}
+        by_remainder = sorted(wanted, key=lambda g: (-(quota[g] - counts[g]), wanted.index(g)))
+        for g in by_remainder:
+            if sum(counts.values()) >= n:
+                break
+            if counts[g] < len(pools[g]) and share[g] > 0:
+                counts[g] += 1
+        kept = sorted(t for g in wanted for t in rng.sample(pools[g], counts[g]))
+        missing = [g for g in wanted if share[g] > 0 and not pools[g]]
+        if missing:
+            raise CatalogError(f"no training titles of genre(s) {missing} to draw the requested proportions from")
+    dropped = sorted(set(ids) - set(kept))
+    return kept, dropped
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingest
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class IngestResult:
+    catalog: list[dict]
+    rejected: list[dict]
+    split: dict[str, list[str]]
+
+
+def ingest(
+    src: str,
+    out_dir: str,
+    *,
+    snippet_seconds: float,
+    meta: str = "",
+    heldout_fraction: float = 0.1,
+    seed: int = 0,
+    workers: int = 0,
+    genres: Sequence[str] = (),
+    genre_weights: Sequence[float] = (),
+    max_titles: int = 0,
+    progress: bool = True,
+) -> IngestResult:
+    """Probe every source, write ``catalog.jsonl``, ``rejected.jsonl`` and ``split.json`` into
+    ``out_dir`` and return them.  A bad file is rejected, never fatal."""
+    if snippet_seconds <= 0:
+        raise CatalogError(f"snippet length {snippet_seconds} s must be positive")
+    t0 = time.time()
+    paths = list_sources(src)
+    if not paths:
+        raise CatalogError(f"source {src!r} holds no media files (extensions: {' '.join(MEDIA_EXTENSIONS)})")
+    metas = _meta_for(paths, read_meta(meta) if meta else None)
+    workers = resolve_workers(workers)
+    logger.info("ingest: probing %d files with %d workers (snippets of %.3f s)", len(paths), workers, snippet_seconds)
+    catalog, rejected, seen = [], [], {}
+    for path, fields, reason in _probe_all(paths, snippet_seconds, workers, progress):
+        m = metas[path]
+        if reason is None and m.title_id in seen:
+            reason = f"duplicate title_id {m.title_id!r} (already used by {seen[m.title_id]})"
+        if reason is not None:
+            rejected.append({"path": path, "reason": reason})
+            continue
+        seen[m.title_id] = path
+        catalog.append({"path": path, "title_id": m.title_id, "show_id": m.show_id, "genre": m.genre, **fields})
+    catalog.sort(key=lambda e: e["title_id"])
+    split = make_split(catalog, heldout_fraction, seed)
+    split["excluded"] = []
+    if genres or max_titles:
+        train = [e for e in catalog if e["title_id"] in set(split["train"])]
+        kept, dropped = subsample_by_genre(train, genres, genre_weights, max_titles, seed)
+        split["train"], split["excluded"] = kept, dropped
+    if not g_pathmgr.exists(out_dir):
+        g_pathmgr.mkdirs(out_dir)
+    write_text(_join(out_dir, CATALOG_FILE), _jsonl(catalog))
+    write_text(_join(out_dir, REJECTED_FILE), _jsonl(rejected))
+    write_text(_join(out_dir, SPLIT_FILE), json.dumps(split, indent=1) + "\n")
+    hours = sum(e["duration_s"] for e in catalog) / 3600
+    logger.info(
+        "ingest: %d titles (%.2f h, %d snippets), %d rejected, split %d train / %d held out / %d excluded, in %.1f s -> %s",
+        len(catalog), hours, sum(e["num_snippets"] for e in catalog), len(rejected),
+        len(split["train"]), len(split["heldout"]), len(split["excluded"]), time.time() - t0, out_dir,
+    )  # fmt: skip
+    for r in rejected:
+        logger.info("rejected %s: %s", r["path"], r["reason"])
+    return IngestResult(catalog=catalog, rejected=rejected, split=split)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a catalog
+# ---------------------------------------------------------------------------------------------
+def load_catalog(catalog_dir: str) -> list[dict]:
+    """The entries of ``catalog_dir/catalog.jsonl`` (see the module docstring)."""
+    path = _join(catalog_dir, CATALOG_FILE)
+    if not g_pathmgr.exists(path):
+        raise CatalogError(f"catalog {catalog_dir}: no {CATALOG_FILE} (run tools/ingest.py --out {catalog_dir})")
+    rows = []
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise CatalogError(f"{path}, line {lineno}: not JSON ({exc})") from exc
+    return rows
+
+
+def load_rejected(catalog_dir: str) -> list[dict]:
+    """The entries of ``catalog_dir/rejected.jsonl``: ``{"path", "reason"}``."""
+    path = _join(catalog_dir, REJECTED_FILE)
+    if not g_pathmgr.exists(path):
+        return []
+    return [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
+
+
+def load_split(catalog_dir: str) -> dict[str, list[str]]:
+    """``{"train": [title_ids], "heldout": [title_ids]}`` from ``catalog_dir/split.json``."""
+    path = _join(catalog_dir, SPLIT_FILE)
+    if not g_pathmgr.exists(path):
+        raise CatalogError(f"catalog {catalog_dir}: no {SPLIT_FILE} (run tools/ingest.py --out {catalog_dir})")
+    data = json.loads(read_text(path))
+    try:
+        return {"train": list(data["train"]), "heldout": list(data["heldout"])}
+    except (KeyError, TypeError) as exc:
+        raise CatalogError(f"{path}: needs 'train' and 'heldout' lists") from exc
+
+
+def load_titles(cfg, split: str) -> list[TitleRecord]:
+    """The store's titles (``cfg.DATA.STORE_DIR``) in ``split``: "train", "heldout" or "all".
+
+    Titles of the split that the store lacks (failed preprocessing) are skipped with a warning;
+    a non-empty split none of whose titles is in the store is an error.
+    """
+    from avplug.data.errors import StoreError
+    from avplug.data.store import SnippetStore
+
+    if split not in ("train", "heldout", "all"):
+        raise ValueError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
+    store = SnippetStore(cfg.DATA.STORE_DIR)
+    if split == "all":
+        return list(store.titles)
+    wanted = load_split(cfg.DATA.CATALOG_DIR)[split]
+    have = {t.title_id: t for t in store.titles}
+    missing = [t for t in wanted if t not in have]
+    if missing:
+        logger.warning(
+            "%d of %d %s titles are not in the store %s (failed or not yet preprocessed), e.g. %s",
+            len(missing), len(wanted), split, cfg.DATA.STORE_DIR, ", ".join(missing[:5]),
+        )  # fmt: skip
+    titles = [have[t] for t in wanted if t in have]
+    if wanted and not titles:
+        raise StoreError(
+            cfg.DATA.STORE_DIR,
+            f"holds none of the {len(wanted)} {split} titles of the catalog {cfg.DATA.CATALOG_DIR}: "
+            "were they built from the same catalog?",
+        )
+    return titles

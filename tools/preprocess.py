@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Cut every catalog title into aligned snippets and write the snippet store read during training.
+
+    tools/preprocess.py --catalog CATALOG_DIR --out STORE --cfg movie_tv.yaml --workers 16
+    tools/preprocess.py --cfg demo.yaml                       # DATA.CATALOG_DIR -> DATA.STORE_DIR
+    tools/preprocess.py --cfg movie_tv.yaml --shard 3 --num-shards 64    # one Slurm array task
+    tools/preprocess.py --cfg movie_tv.yaml --merge                      # after every shard
+
+Per title: H.264 video at DATA.FPS with short side DATA.STORE_SHORT_SIDE and a keyframe at every
+snippet start, mono float16 audio at DATA.AUDIO_RATE, scene starts (PySceneDetect), all under
+STORE/titles/.  Finished titles are skipped on a rerun and a broken title is reported in
+STORE/errors.jsonl, never fatal.  An unsharded run (or --merge) ends by writing STORE/index.json;
+--shard I --num-shards K processes a fixed share of the titles (balanced by duration) so that K
+tasks plus one --merge build the same store as one local run.  Exit status 0 even when titles
+fail (1 if every title failed); 2 on bad usage.
+"""
+from __future__ import annotations
+
+import sys
+
+import avplug  # noqa: F401  (pytorchvideo shim before anything else)
+from avplug.config import ConfigError
+from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.data.catalog import CatalogError
+from avplug.data.errors import StoreError
+from avplug.data.store import StoreSpec, build_index, preprocess
+from avplug.engine.log import setup_logging
+
+
+def build_parser():
+    parser = default_argument_parser(__doc__.splitlines()[1], cfg_required=False)
+    parser.add_argument("--catalog", default=None, help="catalog folder from tools/ingest.py (default: DATA.CATALOG_DIR)")
+    parser.add_argument("--out", default=None, help="store folder to write (default: DATA.STORE_DIR)")
+    parser.add_argument("--workers", type=int, default=None, help="local processes, 0 = all cores (default: DATA.PREPROCESS_WORKERS)")
+    parser.add_argument("--shard", type=int, default=None, help="process only shard I (0-based) of --num-shards")
+    parser.add_argument("--num-shards", type=int, default=1, help="number of shards K")
+    parser.add_argument("--merge", action="store_true", help="write STORE/index.json from the finished titles (alone: only that)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        cfg = cfg_from_args(args)
+        catalog = args.catalog if args.catalog is not None else cfg.DATA.CATALOG_DIR
+        out = args.out if args.out is not None else cfg.DATA.STORE_DIR
+        if not catalog or not out:
+            raise CatalogError("pass --catalog CATALOG_DIR and --out STORE (or set DATA.CATALOG_DIR and DATA.STORE_DIR)")
+        if args.shard is None and args.num_shards != 1:
+            raise CatalogError("--num-shards needs --shard I")
+        if args.merge and args.shard is None:
+            index = build_index(out, catalog)
+            print(f"index of {len(index['titles'])} titles -> {out}")
+            return 0
+        summary = preprocess(
+            catalog,
+            out,
+            StoreSpec.from_cfg(cfg),
+            workers=args.workers if args.workers is not None else cfg.DATA.PREPROCESS_WORKERS,
+            shard=args.shard or 0,
+            num_shards=args.num_shards,
+            merge=True if args.merge else None,
+            progress=not args.no_progress,
+        )
+    except (ConfigError, CatalogError, StoreError, ValueError) as exc:
+        print(f"preprocess.py: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{summary.done} titles written, {summary.skipped} already done, {len(summary.failed)} failed; "
+        f"{summary.source_seconds:.1f} s of source at {summary.source_seconds_per_second:.1f} s/s -> {out}"
+    )
+    return 1 if summary.failed and not summary.done and not summary.skipped else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
