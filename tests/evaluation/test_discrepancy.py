@@ -1,16 +1,22 @@
 """Discrepancy measures: the KL estimator against analytic Gaussians, the three score distributions
 (which pairs land where) and the measures on embeddings with known title structure."""
 import math
+import zlib
 
 import numpy as np
 import pytest
+import torch
 
+from avplug.data.index import TitleRecord
 from avplug.evaluation.discrepancy import (
     MEASURE_KEYS,
     discrepancy_measures,
+    embed_titles,
+    evaluate_discrepancy,
     kl_divergence,
     plot_score_histograms,
     score_distributions,
+    select_heldout_items,
 )
 
 
@@ -138,14 +144,6 @@ def test_plot_score_histograms_writes_png(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Held-out snippets embedded with a model
 # ---------------------------------------------------------------------------------------------
-import zlib  # noqa: E402
-
-import torch  # noqa: E402
-
-from avplug.data.index import TitleRecord  # noqa: E402
-from avplug.evaluation.discrepancy import embed_titles, evaluate_discrepancy, select_heldout_items  # noqa: E402
-
-
 def test_select_heldout_items_spreads_evenly():
     titles = [TitleRecord("a", 100), TitleRecord("b", 3), TitleRecord("c", 1), TitleRecord("d", 50)]
     items = select_heldout_items(titles, 40)
