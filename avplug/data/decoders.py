@@ -85,13 +85,45 @@ def open_media(path: str | os.PathLike) -> Iterator[av.container.InputContainer]
     try:
         container = av.open(local, metadata_errors="ignore")
     except av.error.InvalidDataError as exc:
-        raise MediaError(path, f"not a media file or a corrupt container (FFmpeg: {_ffmpeg_msg(exc)})") from exc
+        kind = _container_signature(local)
+        if kind:
+            reason = f"corrupt or truncated {kind} container (FFmpeg: {_ffmpeg_msg(exc)})"
+        else:
+            reason = f"not a media file (FFmpeg does not recognise its format: {_ffmpeg_msg(exc)})"
+        raise MediaError(path, reason) from exc
     except (av.error.FFmpegError, OSError) as exc:
         raise MediaError(path, f"cannot open the file as media (FFmpeg: {_ffmpeg_msg(exc)})") from exc
     try:
         yield container
     finally:
         container.close()
+
+
+def _container_signature(local: str) -> str:
+    """The container a file's first bytes announce ("" if none): tells a damaged media file
+    from a file that is not media at all."""
+    try:
+        with open(local, "rb") as f:
+            head = f.read(192)
+    except OSError:
+        return ""
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+        return "MP4/QuickTime"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:4] == b"RIFF":
+        return "RIFF (AVI/WAV)"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    if head[:3] == b"FLV":
+        return "FLV"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "MPEG program stream"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "ASF/WMV"
+    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
+        return "MPEG transport stream"
+    return ""
 
 
 def quiet_ffmpeg() -> None:
@@ -616,7 +648,7 @@ class TorchCodecDecoder:
             raise MediaError(path, reason) from exc
         md = dec.metadata
         begin = float(md.begin_stream_seconds_from_header or 0.0)
-        lo = max(start_s, begin)
+        lo = max(start_s - AUDIO_PREROLL_S, begin)  # the resampler settles before the window
         hi = start_s + duration_s
         try:
             samples = dec.get_samples_played_in_range(lo, hi)

@@ -101,3 +101,119 @@ def make_media(
             for packet in as_.encode():
                 out.mux(packet)
     return path
+
+
+def make_scenes_media(path: Path, seconds: float, cuts: tuple[float, ...], *, fps: int = 25, size=(96, 64)) -> Path:
+    """An mp4 of solid-colour scenes that cut at ``cuts`` seconds, with the burst audio track."""
+    colors = [(200, 30, 30), (30, 30, 200), (30, 200, 30), (220, 220, 40)]
+    with av.open(str(path), "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "threads": "1"})
+        vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+        as_ = out.add_stream("aac", rate=22050, layout="mono")
+        for n in range(int(round(seconds * fps))):
+            scene = sum(n / fps >= c for c in cuts)
+            img = np.empty((size[1], size[0], 3), np.uint8)
+            img[:] = colors[scene % len(colors)]
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = n, fractions.Fraction(1, fps)
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        mono = burst_signal(seconds, 22050)
+        for start in range(0, mono.size, 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(mono[None, start : start + 1024]), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 22050, start, fractions.Fraction(1, 22050)
+            for packet in as_.encode(frame):
+                out.mux(packet)
+        for packet in as_.encode():
+            out.mux(packet)
+    return path
+
+
+# Titles of media_dir that ingest accepts, and the rejected files with a word of their reason.
+GOOD = {"timecode": 8.0, "surround": 4.0, "mono48k": 3.4, "scenes": 8.0}
+REJECTED = {
+    "noaudio.mp4": "no audio stream",
+    "short.mp4": "shorter than one snippet",
+    "truncated.mp4": "truncated",
+    "nomoov.mp4": "corrupt or truncated MP4",
+    "notmedia.mp4": "not a media file",
+}
+SCENE_CUTS = (2.0, 6.4)  # at 5 fps, frames 10 and 32: snippets 1 and 4 of 1.6 s
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    """A folder of sources: usable titles and one file for every rejection reason."""
+    root = tmp_path_factory.mktemp("media")
+    make_media(root / "timecode.mp4", GOOD["timecode"])
+    make_media(root / "surround.mp4", GOOD["surround"], layout="5.1", audio_rate=44100, size=(96, 128))
+    make_media(root / "mono48k.mp4", GOOD["mono48k"], layout="mono", audio_rate=48000, fps=30)
+    make_scenes_media(root / "scenes.mp4", GOOD["scenes"], SCENE_CUTS)
+    make_media(root / "noaudio.mp4", 3.0, layout=None)
+    make_media(root / "short.mp4", 1.0)
+    data = make_media(root / "full.tmp", 8.0).read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])  # index first, media data cut
+    data = make_media(root / "moovlast.tmp", 4.0, faststart=False).read_bytes()
+    (root / "nomoov.mp4").write_bytes(data[: len(data) * 2 // 3])  # media data first, index lost
+    for tmp in ("full.tmp", "moovlast.tmp"):
+        (root / tmp).unlink()
+    (root / "notmedia.mp4").write_text("this is not a video\n" * 50)
+    (root / "readme.txt").write_text("no media extension: not scanned\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def meta_csv(media_dir) -> Path:
+    """meta.csv beside media_dir: timecode and scenes are two episodes of one show."""
+    path = media_dir.parent / f"{media_dir.name}-meta.csv"
+    rows = [
+        "path,title_id,show_id,genre",
+        f"{media_dir.name}/timecode.mp4,tc,showA,Drama",
+        f"{media_dir.name}/scenes.mp4,sc,showA,Drama",
+        f"{media_dir.name}/surround.mp4,sur,,Action",
+        f"{media_dir.name}/mono48k.mp4,mono,,Comedy",
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_cfg():
+    from avplug.config import load_config
+
+    return load_config("demo.yaml")
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(media_dir, meta_csv, demo_cfg, tmp_path_factory):
+    """ingest() of media_dir with meta.csv at the demo snippet length, one worker."""
+    from avplug.data.catalog import ingest
+
+    out = tmp_path_factory.mktemp("catalog")
+    result = ingest(
+        str(media_dir), str(out), snippet_seconds=demo_cfg.DATA.SNIPPET_SECONDS, meta=str(meta_csv),
+        heldout_fraction=0.25, seed=0, workers=1, progress=False,
+    )  # fmt: skip
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def demo_store(demo_catalog, demo_cfg, tmp_path_factory):
+    """The demo-size store of demo_catalog, written by one local run."""
+    from avplug.data.store import StoreSpec, preprocess
+
+    out = tmp_path_factory.mktemp("store")
+    summary = preprocess(str(demo_catalog[0]), str(out), StoreSpec.from_cfg(demo_cfg), workers=1, progress=False)
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def timecode():
+    """The pattern helpers of this module (test modules cannot import a conftest by name)."""
+    import types
+
+    return types.SimpleNamespace(
+        read_counter=read_counter, burst_times=burst_times, make_media=make_media, frame_image=frame_image
+    )
