@@ -5,6 +5,7 @@
     tools/preprocess.py --cfg demo.yaml                       # DATA.CATALOG_DIR -> DATA.STORE_DIR
     tools/preprocess.py --cfg movie_tv.yaml --shard 3 --num-shards 64    # one Slurm array task
     tools/preprocess.py --cfg movie_tv.yaml --merge                      # after every shard
+    tools/preprocess.py --cfg movie_tv.yaml --slurm --array-size 64 --partition cpu   # all of it on Slurm
 
 Per title: H.264 video at DATA.FPS with short side DATA.STORE_SHORT_SIDE and a keyframe at every
 snippet start, mono float16 audio at DATA.AUDIO_RATE, scene starts (PySceneDetect), all under
@@ -36,6 +37,9 @@ def build_parser():
     parser.add_argument("--num-shards", type=int, default=1, help="number of shards K")
     parser.add_argument("--merge", action="store_true", help="write STORE/index.json from the finished titles (alone: only that)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from jobs.preprocess import add_preprocess_slurm_args
+
+    add_preprocess_slurm_args(parser)  # --slurm --array-size K --dry-run and the Slurm flags (docs/cluster.md)
     return parser
 
 
@@ -50,6 +54,16 @@ def main(argv=None) -> int:
             raise CatalogError("pass --catalog CATALOG_DIR and --out STORE (or set DATA.CATALOG_DIR and DATA.STORE_DIR)")
         if args.shard is None and args.num_shards != 1:
             raise CatalogError("--num-shards needs --shard I")
+        if args.slurm:
+            from jobs.preprocess import submit_preprocess_array
+            from jobs.slurm import SlurmError
+
+            try:
+                submit_preprocess_array(cfg, args, catalog_dir=catalog, store_dir=out)
+            except SlurmError as exc:
+                print(f"preprocess.py: {exc}", file=sys.stderr)
+                return 1
+            return 0
         if args.merge and args.shard is None:
             index = build_index(out, catalog)
             print(f"index of {len(index['titles'])} titles -> {out}")
