@@ -1,0 +1,116 @@
+"""The policies draw from the distributions they document (chi-square tests at fixed seeds)."""
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from avplug.data.index import TitleRecord
+from avplug.samplers import sample_distinct, sample_windowed
+
+ALPHA = 1e-3  # fixed seeds make these deterministic; the threshold only guards against a wrong law
+
+
+def _catalog():
+    """24 titles of 10 to 125 snippets, three unequal genres, two scenes each."""
+    genres = ["Drama"] * 14 + ["Horror"] * 6 + ["Sci-Fi"] * 4
+    return [TitleRecord(f"t{i:02d}", 10 + 5 * i, genre=g, scene_starts=(0, 3 + i)) for i, g in enumerate(genres)]
+
+
+def _group_titles(sampler, epochs):
+    """Title of every group over ``epochs`` epochs (one count per group, read off its first item)."""
+    counts = Counter()
+    for epoch in range(epochs):
+        for index in range(len(sampler)):
+            batch = sampler.global_batch(index, epoch=epoch)
+            counts.update(t for t in {t for t, _ in batch})
+    return counts
+
+
+def test_hierarchical_draws_titles_uniformly_whatever_their_length(make_cfg, world):
+    titles = _catalog()
+    sampler = world(make_cfg({"SAMPLER.K": 4, "SOLVER.BATCH_SIZE": 16}), titles, 1, 11)[0]
+    counts = _group_titles(sampler, epochs=12)
+    observed = np.array([counts[t.title_id] for t in titles])
+    assert observed.sum() == 12 * len(sampler) * 4
+    assert chisquare(observed).pvalue > ALPHA
+    # A length-proportional law (what i.i.d. snippets give) is clearly rejected.
+    lengths = np.array([t.num_snippets for t in titles], dtype=float)
+    assert chisquare(observed, lengths / lengths.sum() * observed.sum()).pvalue < ALPHA
+
+
+def test_genre_balanced_draw_is_uniform_over_genres_then_titles(make_cfg, world):
+    titles = _catalog()
+    cfg = make_cfg({"SAMPLER.K": 2, "SOLVER.BATCH_SIZE": 4, "SAMPLER.GENRE_BALANCED": True})
+    sampler = world(cfg, titles, 1, 12)[0]
+    counts = _group_titles(sampler, epochs=3)
+    genre_of = {t.title_id: t.genre for t in titles}
+    by_genre = Counter()
+    for tid, c in counts.items():
+        by_genre[genre_of[tid]] += c
+    assert chisquare(list(by_genre.values())).pvalue > ALPHA
+    for genre in ("Drama", "Horror", "Sci-Fi"):
+        within = [counts[t.title_id] for t in titles if t.genre == genre]
+        assert chisquare(within).pvalue > ALPHA, genre
+
+
+def test_iid_baseline_draws_snippets_uniformly_from_the_union(make_cfg, world):
+    titles = _catalog()
+    sampler = world(make_cfg({"SAMPLER.NAME": "IIDSampler", "SAMPLER.K": 1, "SOLVER.BATCH_SIZE": 8}), titles, 1, 13)[0]
+    first, position = Counter(), Counter()
+    for epoch in range(3000):  # the first item of an epoch: one draw from the union per epoch
+        tid, m = sampler.global_batch(0, epoch=epoch)[0]
+        first[tid] += 1
+        position[min(9, m * 10 // next(t.num_snippets for t in titles if t.title_id == tid))] += 1
+    lengths = np.array([t.num_snippets for t in titles], dtype=float)
+    observed = np.array([first[t.title_id] for t in titles])
+    assert chisquare(observed, lengths / lengths.sum() * observed.sum()).pvalue > ALPHA  # P(title) ∝ M_n
+    assert chisquare([position[d] for d in range(10)]).pvalue > ALPHA  # uniform inside the title
+
+
+def _subset_frequencies(out, m, k, w):
+    counts = Counter(map(tuple, out.reshape(-1, k).tolist()))
+    valid = [c for c in itertools.combinations(range(m), k) if c[-1] - c[0] + 1 <= (w or m)]
+    assert set(counts) <= set(valid)
+    return [counts[c] for c in valid]
+
+
+@pytest.mark.parametrize("m, k, w", [(9, 3, 5), (12, 2, 4), (7, 3, 3), (8, 3, 0), (10, 4, 9), (6, 1, 2)])
+def test_windowed_groups_are_uniform_over_valid_configurations(m, k, w):
+    rng = np.random.default_rng(m * 100 + k * 10 + w)
+    groups = 40_000
+    out = sample_windowed(rng, np.full(groups, m), np.full(groups, k), w)
+    assert chisquare(_subset_frequencies(out, m, k, w)).pvalue > ALPHA
+
+
+def test_distinct_subsets_are_uniform():
+    rng = np.random.default_rng(7)
+    out = sample_distinct(rng, np.full(30_000, 7), np.full(30_000, 3))
+    assert chisquare(_subset_frequencies(out, 7, 3, 0)).pvalue > ALPHA
+
+
+def test_hierarchical_windowed_groups_are_uniform_through_the_sampler(make_cfg, world):
+    titles = [TitleRecord(f"t{i}", 9) for i in range(8)]
+    sampler = world(make_cfg({"SAMPLER.K": 3, "SAMPLER.WINDOW": 5, "SOLVER.BATCH_SIZE": 24}), titles, 1, 14)[0]
+    out = []
+    for epoch in range(1500):
+        batch = sampler.global_batch(0, epoch=epoch)
+        out.extend(m for _, m in batch)
+    assert chisquare(_subset_frequencies(np.array(out), 9, 3, 5)).pvalue > ALPHA
+
+
+def test_one_scene_picks_scenes_in_proportion_to_their_length(make_cfg, world):
+    # Scenes of 2 (too short for k = 3), 4, 8 and 12 snippets.
+    titles = [TitleRecord(f"t{i}", 26, scene_starts=(0, 2, 6, 14)) for i in range(8)]
+    cfg = make_cfg({"SAMPLER.NAME": "SceneAwareSampler", "SAMPLER.K": 3, "SOLVER.BATCH_SIZE": 24})
+    sampler = world(cfg, titles, 1, 15)[0]
+    scenes = Counter()
+    for epoch in range(300):
+        for tid, m in sampler.global_batch(0, epoch=epoch)[::3]:
+            scenes[next(i for i, (s, e) in enumerate(titles[0].scenes()) if s <= m < e)] += 1
+    assert scenes[0] == 0
+    observed = [scenes[1], scenes[2], scenes[3]]
+    assert chisquare(observed, np.array([4, 8, 12]) / 24 * sum(observed)).pvalue > ALPHA
