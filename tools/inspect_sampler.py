@@ -42,7 +42,12 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"inspect_sampler.py: {exc}", file=sys.stderr)
         return 2
-    from avplug.samplers import build_sampler, load_titles_for, rank_batches, sampler_stats
+    from avplug.samplers import (
+        build_sampler,
+        load_titles_for,
+        rank_batches,
+        sampler_stats,
+    )
 
     try:
         titles = load_titles_for(cfg, synthetic=args.synthetic_titles)

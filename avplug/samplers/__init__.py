@@ -23,7 +23,7 @@ handling for free (see ``examples/sampler_plugin``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import registry
 from avplug.data.index import TitleRecord

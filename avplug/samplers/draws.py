@@ -14,7 +14,7 @@ batch mean that no snippet can appear twice in a batch, so ranks are disjoint by
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
