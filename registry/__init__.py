@@ -58,13 +58,18 @@ SAMPLERS = Registry(
     scene_starts).  Returns an object that is an iterable of local minibatches, each a list of
     ``(title_id, snippet_index)`` pairs of length ``cfg.SOLVER.BATCH_SIZE // world_size``, with
 
-    - ``set_epoch(epoch)``: selects the epoch; batches depend only on (seed, epoch, rank, world);
-    - ``__len__()``: batches per epoch (an epoch covers about as many snippets as the titles hold);
-    - ``state_dict()`` / ``load_state_dict(d)``: position inside the epoch, so that a resumed job
-      yields exactly the batches the uninterrupted job would have yielded.
+    - ``set_epoch(epoch)``: starts the epoch at its first batch; batches depend only on (seed,
+      epoch, rank, world);
+    - ``__iter__()``: yields the remaining local batches of the current epoch;
+    - ``__len__()``: batches per epoch, ``max(1, floor(sum(M_n) / B))`` for the built-ins (an
+      epoch covers about as many snippets as the titles hold, whatever k);
+    - ``state_dict()`` / ``load_state_dict(d)``: the position inside the epoch, at least
+      ``{"epoch": e, "batches_done": n}``, so that a resumed job yields exactly the batches the
+      uninterrupted job would have yielded (``set_epoch(e)`` then ``load_state_dict(d)``).
 
     Ranks are disjoint within a step; concatenating every rank's batch of a step in rank order
-    gives the global batch that the loss sees.
+    gives the global batch that the loss sees.  Built-ins and how to write one:
+    :mod:`avplug.samplers`, ``examples/sampler_plugin``.
     """,
 )
 

@@ -89,7 +89,8 @@ _C.INPUT.ON_DEVICE = False
 _C.SAMPLER = CN()
 # SAMPLERS registry name.
 _C.SAMPLER.NAME = "HierarchicalSampler"
-# k snippets per title in each group; k = 1 is the i.i.d. baseline.
+# k snippets per title in each group.  The paper's k = 1 baseline is NAME IIDSampler with K 1
+# (snippets uniform over all titles); HierarchicalSampler with K 1 draws titles uniformly instead.
 _C.SAMPLER.K = 16
 # Window w: max - min + 1 <= w for the k snippets; 0 means no window (w = M_n).
 _C.SAMPLER.WINDOW = 0
