@@ -368,6 +368,9 @@ def subsample_by_genre(
         pools = {g: [t for t in eligible if genre_of[t] == g] for g in wanted}
         total = sum(weights)
         share = {g: w / total for g, w in zip(wanted, weights)}
+        missing = [name for name, g in zip(genres, wanted) if share[g] > 0 and not pools[g]]
+        if missing:
+            raise CatalogError(f"no training titles of genre(s) {missing} to draw the requested proportions from")
         feasible = min(len(pools[g]) / share[g] for g in wanted if share[g] > 0)
         n = int(math.floor(feasible + 1e-9))
         if max_titles:
@@ -381,9 +384,6 @@ def subsample_by_genre(
             if counts[g] < len(pools[g]) and share[g] > 0:
                 counts[g] += 1
         kept = sorted(t for g in wanted for t in rng.sample(pools[g], counts[g]))
-        missing = [g for g in wanted if share[g] > 0 and not pools[g]]
-        if missing:
-            raise CatalogError(f"no training titles of genre(s) {missing} to draw the requested proportions from")
     dropped = sorted(set(ids) - set(kept))
     return kept, dropped
 

@@ -217,3 +217,19 @@ def timecode():
     return types.SimpleNamespace(
         read_counter=read_counter, burst_times=burst_times, make_media=make_media, frame_image=frame_image
     )
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("ingest")``: the module of tools/ingest.py, to call its main() in-process."""
+    import importlib.util
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"avplug_tool_{name}", repo / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
