@@ -207,3 +207,18 @@ def test_on_device_batches_equal_worker_batches(cfg, store):
     assert device["title_id"] == worker["title_id"] and device["snippet_index"] == worker["snippet_index"]
     torch.testing.assert_close(device["video"], worker["video"], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(device["audio"], worker["audio"], rtol=1e-5, atol=1e-4)
+
+
+def test_loader_with_the_hierarchical_sampler(store):
+    from avplug.samplers import build_sampler
+
+    cfg = load_config("demo", ["SAMPLER.K", "2", "SOLVER.BATCH_SIZE", "4", "DATA.NUM_WORKERS", "0"])
+    sampler = build_sampler(cfg, TITLES)
+    sampler.set_epoch(3)
+    expected = [[(t, int(i)) for t, i in batch] for batch in sampler]
+    sampler.set_epoch(3)
+    batches = list(build_pretrain_loader(cfg, PretrainDataset(cfg, store), sampler))
+    assert [list(zip(b["title_id"], b["snippet_index"])) for b in batches] == expected
+    assert sum(store.video_reads.values()) == sum(len({t for t, _ in batch}) for batch in expected)  # one read per title and batch
+    title_id, index = expected[0][0]
+    assert torch.equal(batches[0]["video"][0], PretrainDataset(cfg, FakeStore(TITLES))[(title_id, index, 3)]["video"])
