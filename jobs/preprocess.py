@@ -19,7 +19,6 @@ the store itself holds only what a local run writes.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -75,30 +74,53 @@ class PreprocessShardJob(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(job, shard)
 
 
+def unaccounted_titles(catalog_dir: str, store_dir: str) -> list[str]:
+    """Catalog titles that are neither finished in the store nor recorded there as broken."""
+    from avplug.data.catalog import load_catalog
+    from avplug.data.store import ERRORS_DIR, META_FILE, TITLES_DIR, title_dir_name
+
+    store = Path(store_dir)
+    return sorted(
+        e["title_id"] for e in load_catalog(catalog_dir)
+        if not (store / TITLES_DIR / title_dir_name(e["title_id"]) / META_FILE).is_file()
+        and not (store / ERRORS_DIR / f"{title_dir_name(e['title_id'])}.json").is_file()
+    )
+
+
 def merge_store(catalog_dir: str, store_dir: str) -> dict[str, Any]:
     """Write ``STORE/index.json`` from every finished title; fail if catalog titles are missing.
 
     Returns ``{"titles", "snippets", "failed", "store"}``.
     """
-    from avplug.data.catalog import load_catalog
     from avplug.data.store import ERRORS_FILE, build_index
     from avplug.engine.log import setup_logging
 
     setup_logging()
-    index = build_index(store_dir, catalog_dir)
-    errors = [json.loads(line) for line in (Path(store_dir) / ERRORS_FILE).read_text().splitlines() if line.strip()]
-    accounted = {t["title_id"] for t in index["titles"]} | {e.get("title_id") for e in errors}
-    missing = sorted(e["title_id"] for e in load_catalog(catalog_dir) if e["title_id"] not in accounted)
+    missing = unaccounted_titles(catalog_dir, store_dir)
     if missing:
         raise RuntimeError(
             f"merge of {store_dir}: {len(missing)} catalog titles were not preprocessed (a shard did not finish), "
             f"e.g. {', '.join(missing[:5])}; submit the same tools/preprocess.py --slurm command again "
             "(finished titles are skipped) or run the missing shards with --shard I --num-shards K, then --merge"
         )
+    index = build_index(store_dir, catalog_dir)
     return {
         "titles": len(index["titles"]), "snippets": sum(t["num_snippets"] for t in index["titles"]),
-        "failed": len(errors), "store": str(store_dir),
+        "failed": sum(1 for line in (Path(store_dir) / ERRORS_FILE).read_text().splitlines() if line.strip()),
+        "store": str(store_dir),
     }
+
+
+def preprocess_shard_then_merge(cfg: CfgNode, catalog_dir: str, store_dir: str, shard: int, num_shards: int, workers: int = 0) -> dict[str, Any]:
+    """Preprocess one shard, then write the index if every title of the catalog is now accounted for.
+
+    For schedulers without job dependencies (TorchX): every replica runs this for its shard;
+    a title is on disk before its replica checks, so the replica that checks last sees all of
+    them and merges.  Returns the shard summary with ``"merged"`` (the merge result or None).
+    """
+    result = PreprocessShardJob(catalog_dir, store_dir, cfg, num_shards, workers)(shard)
+    result["merged"] = None if unaccounted_titles(catalog_dir, store_dir) else merge_store(catalog_dir, store_dir)
+    return result
 
 
 def add_preprocess_slurm_args(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,44 @@
+"""One rank of pretraining under torchrun (what the TorchX ``avplug.pretrain`` component runs).
+
+    python -m torch.distributed.run --nnodes 1 --nproc_per_node 2 -m jobs.pretrain_main --cfg demo.yaml [KEY VALUE ...]
+
+Reads the torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), builds
+the cfg for that world size, and runs ``avplug.engine.train.run_pretraining``, resuming from
+OUTPUT_DIR's last checkpoint unless ``--no-resume`` (so a restarted or requeued app carries on).
+Rank 0 prints the summary as one JSON line on stdout.  Exit status 2 on a bad cfg.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import avplug  # noqa: F401  (pytorchvideo shim before anything else)
+from avplug.config import ConfigError
+from avplug.config.cli import cfg_from_args, default_argument_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = default_argument_parser("One rank of avplug pretraining under torchrun / TorchX.")
+    parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in OUTPUT_DIR")
+    args = parser.parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        cfg = cfg_from_args(args, world_size=world)
+    except ConfigError as exc:
+        print(f"jobs.pretrain_main: {exc}", file=sys.stderr)
+        return 2
+    from avplug.engine import distributed as du
+    from avplug.engine.train import run_pretraining
+
+    try:
+        summary = run_pretraining(cfg, resume=not args.no_resume)
+    finally:
+        du.destroy()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
