@@ -3,8 +3,9 @@
 These are the building blocks of every group sampler (and of sampler plugins):
 
 - :func:`sample_distinct`: for each group ``g``, ``sizes[g]`` distinct integers drawn uniformly from
-  ``[0, n[g])`` (every ``sizes[g]``-subset equally likely), by Floyd's algorithm run on all groups at
-  once: ``O(G * k^2)`` work for G groups of at most k, independent of ``n``.
+  ``[0, n[g])`` (every ``sizes[g]``-subset equally likely), for all groups at once: draws with
+  repeats redrawn where ``k`` is small against ``n``, a random permutation's prefix elsewhere; the
+  work does not grow with ``n``.
 - :func:`sample_windowed`: for each group, ``sizes[g]`` distinct integers from ``[0, m[g])`` whose span
   ``max - min + 1`` is at most ``window``, every such subset equally likely (see the function).
 
@@ -20,17 +21,49 @@ import numpy as np
 _PAD = np.iinfo(np.int64).max
 
 
-def _floyd(rng: np.random.Generator, n: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``[G, max(c)]`` array: row g holds ``c[g]`` distinct values of ``[0, n[g])``, then ``_PAD``."""
+def _distinct_rows(rng: np.random.Generator, n: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``[G, max(c)]`` array: row g holds ``c[g]`` distinct values of ``[0, n[g])``, then ``_PAD``.
+
+    Each row is a uniformly random ``c[g]``-subset.  Sparse rows (``4 c <= n``) draw with
+    replacement and redraw repeated values until none is left (a few rounds); dense rows take the
+    first ``c`` of a random permutation of ``[0, n)`` (``n < 4 c``: a few times ``c`` keys per row).
+    Both procedures commute with any relabeling of ``[0, n)``, so the subset they return is
+    uniform.
+    """
     groups = len(n)
     width = int(c.max()) if groups else 0
     out = np.full((groups, width), _PAD, dtype=np.int64)
-    for i in range(width):
-        active = i < c
-        j = n - c + i  # Floyd: for j in n - c .. n - 1, draw t in [0, j]; take j if t was taken
-        t = rng.integers(0, np.where(active, j + 1, 1))
-        taken = (out[:, :i] == t[:, None]).any(axis=1)
-        out[:, i] = np.where(active, np.where(taken, j, t), _PAD)
+    sparse = 4 * c <= n
+    if sparse.any():
+        out[sparse] = _redraw_repeats(rng, n[sparse], c[sparse], width)
+    if not sparse.all():
+        out[~sparse] = _random_prefix(rng, n[~sparse], c[~sparse], width)
+    return out
+
+
+def _redraw_repeats(rng: np.random.Generator, n: np.ndarray, c: np.ndarray, width: int) -> np.ndarray:
+    cols = np.arange(width)
+    used = cols[None, :] < c[:, None]
+    rows = np.where(used, (rng.random((len(n), width)) * n[:, None]).astype(np.int64), _PAD)
+    while True:
+        rows.sort(axis=1)
+        repeat = np.zeros_like(used)
+        repeat[:, 1:] = (rows[:, 1:] == rows[:, :-1]) & (rows[:, 1:] != _PAD)
+        if not repeat.any():
+            return rows
+        which = np.nonzero(repeat)
+        rows[which] = (rng.random(len(which[0])) * n[which[0]]).astype(np.int64)
+
+
+def _random_prefix(rng: np.random.Generator, n: np.ndarray, c: np.ndarray, width: int) -> np.ndarray:
+    """The first ``c[g]`` positions of a uniformly random permutation of ``[0, n[g])`` per row."""
+    span = int(n.max())
+    keys = rng.random((len(n), span))
+    keys[np.arange(span)[None, :] >= n[:, None]] = 2.0  # past the row's n: sorts last
+    order = np.argsort(keys, axis=1)[:, :width]
+    out = np.full((len(n), width), _PAD, dtype=np.int64)
+    out[:, : order.shape[1]] = order
+    out[np.arange(width)[None, :] >= c[:, None]] = _PAD
     return out
 
 
@@ -58,7 +91,7 @@ def sample_distinct(rng: np.random.Generator, n, sizes) -> np.ndarray:
     _check(n, sizes)
     if not len(n):
         return np.zeros(0, dtype=np.int64)
-    return _flatten_sorted(_floyd(rng, n, sizes))
+    return _flatten_sorted(_distinct_rows(rng, n, sizes))
 
 
 @lru_cache(maxsize=256)
@@ -132,7 +165,7 @@ def sample_windowed(rng: np.random.Generator, m, sizes, window: int) -> np.ndarr
     pool[idx] = np.minimum(w - 1, mw - 1 - a)
     count[idx] = sw - 1
     base[idx] = a + 1
-    rows = _floyd(rng, pool, count)
+    rows = _distinct_rows(rng, pool, count)
     rows = np.where(rows == _PAD, _PAD, rows + base[:, None])
     first = np.full((len(m), 1), _PAD, dtype=np.int64)
     first[idx, 0] = a

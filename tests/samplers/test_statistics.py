@@ -78,7 +78,7 @@ def _subset_frequencies(out, m, k, w):
     return [counts[c] for c in valid]
 
 
-@pytest.mark.parametrize("m, k, w", [(9, 3, 5), (12, 2, 4), (7, 3, 3), (8, 3, 0), (10, 4, 9), (6, 1, 2)])
+@pytest.mark.parametrize("m, k, w", [(9, 3, 5), (12, 2, 4), (7, 3, 3), (8, 3, 0), (10, 4, 9), (6, 1, 2), (14, 3, 13)])
 def test_windowed_groups_are_uniform_over_valid_configurations(m, k, w):
     rng = np.random.default_rng(m * 100 + k * 10 + w)
     groups = 40_000
@@ -86,10 +86,15 @@ def test_windowed_groups_are_uniform_over_valid_configurations(m, k, w):
     assert chisquare(_subset_frequencies(out, m, k, w)).pvalue > ALPHA
 
 
-def test_distinct_subsets_are_uniform():
-    rng = np.random.default_rng(7)
-    out = sample_distinct(rng, np.full(30_000, 7), np.full(30_000, 3))
-    assert chisquare(_subset_frequencies(out, 7, 3, 0)).pvalue > ALPHA
+@pytest.mark.parametrize("n, k", [(7, 3), (13, 3), (16, 2)], ids=["floyd", "redraw", "redraw-pairs"])
+def test_distinct_subsets_are_uniform(n, k):
+    rng = np.random.default_rng(n + k)
+    groups = 40_000
+    # Mixed rows (some dense, some sparse) go through both procedures in one call.
+    sizes = np.full(groups, k)
+    out = sample_distinct(rng, np.concatenate([np.full(groups, n), [2, 40]]), np.concatenate([sizes, [2, 10]]))
+    assert chisquare(_subset_frequencies(out[: groups * k], n, k, 0)).pvalue > ALPHA
+    assert sorted(out[-12:-10]) == [0, 1] and len(set(out[-10:])) == 10
 
 
 def test_hierarchical_windowed_groups_are_uniform_through_the_sampler(make_cfg, world):
