@@ -38,7 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avplug.losses.gather import all_gather_with_grad, distributed_world, mean_over_ranks_forward_only
+from avplug.losses.gather import (
+    all_gather_with_grad,
+    distributed_world,
+    mean_over_ranks_forward_only,
+)
 from registry import LOSSES
 
 

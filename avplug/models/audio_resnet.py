@@ -17,12 +17,17 @@ adapts ``cfg.MODEL.AUDIO`` (``WIDTH``) to it.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from avplug.models.layers import global_average_pool, init_conv_weights, relu_inplace, scaled_channels
+from avplug.models.layers import (
+    global_average_pool,
+    init_conv_weights,
+    relu_inplace,
+    scaled_channels,
+)
 from registry import BACKBONES
 
 STAGE_CHANNELS = (64, 128, 256, 512)

@@ -17,7 +17,7 @@ fraction of the cost.  For a channels-last feature map the flattening is a view,
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ def scaled_channels(channels: int, width: float) -> int:
     """
     if width <= 0:
         raise ValueError(f"width multiplier must be positive, got {width}")
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))
 
 
 def global_average_pool(x: torch.Tensor) -> torch.Tensor:

@@ -55,7 +55,7 @@ class AudioVisualModel(nn.Module):
             )
         return self.embed_video(video), self.embed_audio(audio)
 
-    def to(self, *args: Any, **kwargs: Any) -> "AudioVisualModel":
+    def to(self, *args: Any, **kwargs: Any) -> AudioVisualModel:
         memory_format = kwargs.pop("memory_format", None)
         if memory_format not in _CHANNELS_LAST:
             if memory_format is not None:

@@ -21,12 +21,17 @@ node (``cfg.MODEL.VIDEO``: ``WIDTH``) to it.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from avplug.models.layers import global_average_pool, init_conv_weights, relu_inplace, scaled_channels
+from avplug.models.layers import (
+    global_average_pool,
+    init_conv_weights,
+    relu_inplace,
+    scaled_channels,
+)
 from registry import BACKBONES
 
 # Channels of the four stages and blocks per stage of the 18-layer network.

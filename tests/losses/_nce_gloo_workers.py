@@ -87,4 +87,6 @@ def _check_ddp(rank: int, world: int, case: dict, ref: dict) -> None:
     torch.testing.assert_close(loss.detach(), ref["model_loss"], rtol=1e-12, atol=1e-12)
     loss.backward()
     for name, param in model.named_parameters():
-        torch.testing.assert_close(param.grad, ref["param_grads"][name], rtol=1e-10, atol=1e-12, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            param.grad, ref["param_grads"][name], rtol=1e-10, atol=1e-12, msg=lambda m, name=name: f"{name}: {m}"
+        )
