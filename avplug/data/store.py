@@ -130,8 +130,8 @@ def store_size(width: int, height: int, short_side: int, sample_aspect_ratio: fl
     """(width, height) with the short side ``short_side`` and the display aspect of the source,
     both rounded to even numbers (H.264 4:2:0 needs them)."""
 
-    def even(x: float) -> int:
-        return max(2, int(round(x / 2.0)) * 2)
+    def even(x: float) -> int:  # nearest even number, halves up (an odd short side grows by one)
+        return max(2, int(math.floor(x / 2.0 + 0.5)) * 2)
 
     display_w = width * (sample_aspect_ratio or 1.0)
     if display_w <= height:
