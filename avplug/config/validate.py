@@ -55,6 +55,13 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
         _fail("SAMPLER.SHORT_TITLES", cfg.SAMPLER.SHORT_TITLES, 'must be "skip" or "cap"')
     if cfg.SAMPLER.SCENE_MODE not in ("one_scene", "k_scenes"):
         _fail("SAMPLER.SCENE_MODE", cfg.SAMPLER.SCENE_MODE, 'must be "one_scene" or "k_scenes"')
+    # Built-in policies whose settings exclude each other (caught here, before a job is queued).
+    if cfg.SAMPLER.NAME == "IIDSampler" and k != 1:
+        _fail("SAMPLER.K", k, "IIDSampler is the i.i.d. baseline and draws single snippets: set SAMPLER.K 1")
+    if cfg.SAMPLER.NAME == "IIDSampler" and cfg.SAMPLER.GENRE_BALANCED:
+        _fail("SAMPLER.GENRE_BALANCED", True, "applies to the group samplers, not to IIDSampler")
+    if cfg.SAMPLER.NAME == "SceneAwareSampler" and cfg.SAMPLER.SCENE_MODE == "k_scenes" and w:
+        _fail("SAMPLER.WINDOW", w, "SCENE_MODE k_scenes takes one snippet per scene and no window: set SAMPLER.WINDOW 0")
 
     if s.BATCH_SIZE < 1:
         _fail("SOLVER.BATCH_SIZE", s.BATCH_SIZE, "must be positive")

@@ -273,8 +273,14 @@ class GroupSampler(SnippetSampler):
                 f"{self.unit_kind()}s (groups of up to SAMPLER.K = {self.k}), but only {len(self.units)} are eligible; "
                 "use a larger SAMPLER.K, a smaller batch or more titles"
             )
+        if self.rank == 0 and len(self.skipped_units):
+            _log.warning(
+                "%s: %d of %d %ss are skipped, their %s is below SAMPLER.K = %d (SAMPLER.SHORT_TITLES skip; "
+                "'cap' keeps them with smaller groups)", name, len(self.skipped_units), len(capacity), self.unit_kind(),
+                self.capacity_meaning(), self.k,
+            )
         if self.rank == 0:
-            skipped = f", {len(self.skipped_units)} skipped ({self.capacity_meaning()} < k)" if len(self.skipped_units) else ""
+            skipped = f", {len(self.skipped_units)} skipped" if len(self.skipped_units) else ""
             _log.info(
                 "%s: %d %ss eligible%s, %d snippets, %d batches of %d per epoch; %s",
                 name, len(self.units), self.unit_kind(), skipped, self.total_snippets, self.batches_per_epoch,
