@@ -30,7 +30,8 @@ order):
   ``(1/R) sum_r R g_r = sum_r g_r`` is exactly the single-process gradient ``dL/dtheta``.
 
 Without DDP, gradients w.r.t. the embeddings are therefore R times the single-process ones: sum
-(not average) the gradients over ranks when reducing them by hand.
+(not average) the gradients over ranks when reducing them by hand.  The forward and backward
+passes are collectives: every rank must call them, with the same local batch size b.
 """
 from __future__ import annotations
 
