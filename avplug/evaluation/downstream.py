@@ -93,9 +93,53 @@ def build_backbone(cfg, weights: str | None, modality: str) -> nn.Module:
         return registry.build(BACKBONES, node, expected_type=nn.Module)
     from avplug.models.export import load_encoders
 
+    check_front_end(cfg, weights, modality)
     video, audio = load_encoders(weights)
     logger.info("%s backbone loaded from %s", modality, weights)
     return video if modality == "video" else audio
+
+
+#: Input keys that must equal the checkpoint's for its encoder to see what it was trained on.
+FRONT_END_KEYS = {
+    "video": ("INPUT.VIDEO.MEAN", "INPUT.VIDEO.STD"),
+    "audio": ("DATA.AUDIO_RATE", "INPUT.AUDIO.MEL_BINS", "INPUT.AUDIO.N_FFT", "INPUT.AUDIO.HOP"),
+}
+
+
+def check_front_end(cfg, weights: str, modality: str) -> None:
+    """Raise ``ValueError`` when the input keys of ``cfg`` differ from those stored in ``weights``.
+
+    A video encoder needs the pixel normalization it was pretrained with, an audio encoder the
+    same sample rate and log-mel parameters; a checkpoint without a stored cfg is not checked.
+    """
+    import yaml
+
+    data = torch.load(weights, map_location="cpu", weights_only=True)
+    stored_text = data.get("cfg") if isinstance(data, dict) else None
+    if not isinstance(stored_text, str):
+        return
+    stored = yaml.safe_load(stored_text) or {}
+
+    def lookup(tree, key):
+        for part in key.split("."):
+            if not isinstance(tree, dict) or part not in tree:
+                return None
+            tree = tree[part]
+        return tree
+
+    def norm(value):
+        return [float(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    diffs = []
+    for key in FRONT_END_KEYS[modality]:
+        theirs = lookup(stored, key)
+        if theirs is not None and norm(theirs) != norm(lookup(cfg, key)):
+            diffs.append(f"{key} = {lookup(cfg, key)!r} but the checkpoint was pretrained with {theirs!r}")
+    if diffs:
+        raise ValueError(
+            f"{weights}: the {modality} input of this cfg differs from pretraining: " + "; ".join(diffs)
+            + ". Set these keys to the checkpoint's values (a demo checkpoint goes with the eval_demo*.yaml recipes)."
+        )
 
 
 # ---------------------------------------------------------------------------------------------

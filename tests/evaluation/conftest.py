@@ -105,3 +105,9 @@ def tiny_cfg(tmp_path):
         )
 
     return make
+
+
+@pytest.fixture
+def tiny_opts() -> list[str]:
+    """The overrides of :func:`tiny_cfg` (tiny model, clips and schedule), for command lines."""
+    return list(TINY_OPTS)
