@@ -49,7 +49,14 @@ class GenreBalancedDraw:
         self.probabilities /= self.probabilities.sum()
 
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        return rng.choice(self.num_units, size=count, replace=False, p=self.probabilities)
+        """``count`` distinct units, as successive weighted draws among the units not yet drawn.
+
+        Exponential keys ``E_n / p_n``, smallest first (Efraimidis and Spirakis, 2006): exactly the
+        law of drawing with probability ``p`` again and again, removing each unit drawn.
+        """
+        keys = rng.exponential(size=self.num_units) / self.probabilities
+        chosen = np.argpartition(keys, count - 1)[:count] if count < self.num_units else np.arange(self.num_units)
+        return chosen[np.argsort(keys[chosen], kind="stable")]
 
     def describe(self, kind: str = "title") -> str:
         parts = ", ".join(f"{g or 'unknown'}: {c}" for g, c in sorted(self.counts.items()))

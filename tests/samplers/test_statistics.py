@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import chisquare
 
 from avplug.data.index import TitleRecord
-from avplug.samplers import sample_distinct, sample_windowed
+from avplug.samplers import GenreBalancedDraw, sample_distinct, sample_windowed
 
 ALPHA = 1e-3  # fixed seeds make these deterministic; the threshold only guards against a wrong law
 
@@ -119,3 +119,17 @@ def test_one_scene_picks_scenes_in_proportion_to_their_length(make_cfg, world):
     assert scenes[0] == 0
     observed = [scenes[1], scenes[2], scenes[3]]
     assert chisquare(observed, np.array([4, 8, 12]) / 24 * sum(observed)).pvalue > ALPHA
+
+
+def test_genre_balanced_draw_is_successive_weighted_draws_without_repeats():
+    # Genres A (1 title), B (2 titles), C (3 titles): unit probabilities 1/3, 1/6, 1/6, 1/9, 1/9, 1/9.
+    draw = GenreBalancedDraw(["A", "B", "B", "C", "C", "C"])
+    p = draw.probabilities
+    assert np.allclose(p, [1 / 3, 1 / 6, 1 / 6, 1 / 9, 1 / 9, 1 / 9])
+    rng = np.random.default_rng(21)
+    pairs = Counter(tuple(draw.draw(rng, 2).tolist()) for _ in range(30_000))
+    ordered = [(i, j) for i in range(6) for j in range(6) if i != j]
+    expected = np.array([p[i] * p[j] / (1 - p[i]) for i, j in ordered])
+    observed = np.array([pairs[o] for o in ordered])
+    assert chisquare(observed, expected / expected.sum() * observed.sum()).pvalue > ALPHA
+    assert sorted(draw.draw(rng, 6).tolist()) == list(range(6))
