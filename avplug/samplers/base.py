@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -44,7 +45,9 @@ class SnippetSampler:
     hold, whatever the policy.
 
     Position: ``set_epoch(e)`` starts epoch ``e`` at batch 0; every batch handed out by the iterator
-    advances the position.  ``state_dict()`` is ``{"epoch", "batches_done", ...}`` plus what
+    advances the position, and iterating again continues from there (an exhausted epoch yields
+    nothing until the next ``set_epoch``, so a checkpoint taken at the end of an epoch resumes into
+    the next one).  ``batches_done`` is the position.  ``state_dict()`` is ``{"epoch", "batches_done", ...}`` plus what
     ``load_state_dict`` checks (policy name, batch size, seed, catalog fingerprint);
     ``load_state_dict(d)`` moves to ``d["batches_done"]`` of ``d["epoch"]`` so the next iteration
     yields exactly the rest of that epoch.  A ``set_epoch`` of the same epoch right after
@@ -59,7 +62,7 @@ class SnippetSampler:
             raise ValueError(f"{name}: the catalog holds no titles (check DATA.STORE_DIR / DATA.CATALOG_DIR)")
         ids = [t.title_id for t in self.titles]
         if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
+            dup = next(i for i, c in Counter(ids).items() if c > 1)
             raise ValueError(f"{name}: title_id {dup!r} appears more than once in the catalog")
         self.title_ids = np.array(ids, dtype=object)
         self.num_snippets = np.array([t.num_snippets for t in self.titles], dtype=np.int64)
