@@ -9,7 +9,8 @@
 Writes OUT/catalog.jsonl (usable titles), OUT/rejected.jsonl (file + reason) and OUT/split.json
 ({"train": [...], "heldout": [...], "excluded": [...]}).  --src is a folder (scanned recursively
 for media files) or a text file with one path per line; --meta is a csv with the columns
-path,title_id,show_id,genre.  The snippet length is DATA.SNIPPET_FRAMES / DATA.FPS; genre
+path,title_id,show_id,genre whose rows, when given, are the titles (files of --src without a row
+are skipped).  The snippet length is DATA.SNIPPET_FRAMES / DATA.FPS; genre
 subsampling of the training titles follows DATA.GENRES, DATA.GENRE_WEIGHTS and DATA.MAX_TITLES.
 Paths may use any iopath backend.  Exit status 0 even when files are rejected; 2 on bad usage.
 """
@@ -26,7 +27,8 @@ from avplug.engine.log import setup_logging
 
 def build_parser():
     parser = default_argument_parser(__doc__.splitlines()[1], cfg_required=False)
-    parser.add_argument("--src", default=None, help="folder or list file of source media (default: DATA.SOURCE)")
+    parser.add_argument("--src", default=None, help="folder or list file of source media (default: DATA.SOURCE); "
+                        "may be empty with --meta, whose rows then name the titles")
     parser.add_argument("--meta", default=None, help="meta.csv with path,title_id,show_id,genre (default: DATA.META unless --src is given)")
     parser.add_argument("--out", default=None, help="catalog folder to write (default: DATA.CATALOG_DIR)")
     parser.add_argument("--heldout-fraction", type=float, default=None, help="fraction of titles held out (default: DATA.HELDOUT_FRACTION)")

@@ -15,6 +15,8 @@ catalog folder (any iopath backend):
   the same side; "excluded" are train titles left out by genre subsampling (DATA.GENRES,
   DATA.GENRE_WEIGHTS, DATA.MAX_TITLES: the paper's Table 4 scenarios).
 
+Sources are the media files of a folder or list file; with a meta.csv (``path, title_id,
+show_id, genre``) the csv's rows are the titles, so a folder may hold other media too.
 ``duration_s`` is what actually decodes (the earlier of the video and audio ends), not only what
 the header claims.  Any channel layout and sample rate is accepted.
 """
@@ -162,8 +164,9 @@ class TitleMeta:
 
 
 def read_meta(meta_csv: str) -> dict[str, TitleMeta]:
-    """Rows of ``meta_csv`` (header ``path,title_id,show_id,genre``; only ``path`` is required)
-    keyed by the normalized path (relative paths are relative to the csv's folder)."""
+    """Rows of ``meta_csv`` (header ``path,title_id,show_id,genre``; only ``path`` is required;
+    an empty title_id is the file name) keyed by the normalized path (relative paths are relative
+    to the csv's folder)."""
     try:
         text = read_text(meta_csv)
     except (OSError, FileNotFoundError) as exc:
@@ -193,25 +196,25 @@ def _stem(path: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name else name
 
 
-def _meta_for(paths: Sequence[str], meta: dict[str, TitleMeta] | None) -> dict[str, TitleMeta]:
-    """Each path's TitleMeta: its meta.csv row (by path, else by unique file name) or the file stem."""
-    meta = meta or {}
-    by_name: dict[str, list[TitleMeta]] = {}
-    for key, m in meta.items():
-        by_name.setdefault(key.rsplit("/", 1)[-1], []).append(m)
-    out, unmatched = {}, 0
-    for p in paths:
-        m = meta.get(_norm(p))
-        if m is None:
-            same = by_name.get(p.rsplit("/", 1)[-1], [])
-            m = same[0] if len(same) == 1 else None
-        if m is None:
-            unmatched += bool(meta)
-            m = TitleMeta(title_id=_stem(p))
-        out[p] = m
-    if unmatched:
-        logger.warning("%d source files have no meta.csv row: their title_id is the file name, no show, no genre", unmatched)
-    return out
+def select_sources(src: str, meta: dict[str, TitleMeta] | None) -> list[str]:
+    """The files to catalog: ``src``'s files (see :func:`list_sources`) without a meta.csv, else
+    the meta.csv rows (the authoritative list of titles) that lie in ``src``: under it for a
+    folder, listed in it for a list file, all rows when ``src`` is empty.  Files of ``src``
+    without a row are skipped (and counted in the log); rows whose file is missing stay, to be
+    rejected as unreadable."""
+    if meta is None:
+        return list_sources(src)
+    if not src:
+        return sorted(meta)
+    if g_pathmgr.isdir(src):
+        root = _norm(src).rstrip("/") + "/"
+        rows = [p for p in meta if p.startswith(root)]
+    else:
+        rows = [p for p in meta if p in set(list_sources(src))]
+    unlisted = len(set(list_sources(src)) - set(meta))
+    if unlisted:
+        logger.info("%s: %d media files have no meta.csv row: skipped", src, unlisted)
+    return sorted(rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,14 +416,20 @@ def ingest(
     progress: bool = True,
 ) -> IngestResult:
     """Probe every source, write ``catalog.jsonl``, ``rejected.jsonl`` and ``split.json`` into
-    ``out_dir`` and return them.  A bad file is rejected, never fatal."""
+    ``out_dir`` and return them.  A bad file is rejected, never fatal.
+
+    ``src``: a folder or list file (:func:`list_sources`); ``meta``: an optional meta.csv, which
+    then names the titles (:func:`select_sources`).  Without one, a title's id is its file name.
+    """
     if snippet_seconds <= 0:
         raise CatalogError(f"snippet length {snippet_seconds} s must be positive")
     t0 = time.time()
-    paths = list_sources(src)
+    rows = read_meta(meta) if meta else None
+    paths = select_sources(src, rows)
     if not paths:
-        raise CatalogError(f"source {src!r} holds no media files (extensions: {' '.join(MEDIA_EXTENSIONS)})")
-    metas = _meta_for(paths, read_meta(meta) if meta else None)
+        where = f"source {src!r}" + (f" with meta file {meta}" if meta else "")
+        raise CatalogError(f"{where} names no media files (extensions: {' '.join(MEDIA_EXTENSIONS)})")
+    metas = {p: (rows or {}).get(p) or TitleMeta(title_id=_stem(p)) for p in paths}
     workers = resolve_workers(workers)
     logger.info("ingest: probing %d files with %d workers (snippets of %.3f s)", len(paths), workers, snippet_seconds)
     catalog, rejected, seen = [], [], {}

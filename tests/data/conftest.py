@@ -166,7 +166,8 @@ def media_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def meta_csv(media_dir) -> Path:
-    """meta.csv beside media_dir: timecode and scenes are two episodes of one show."""
+    """meta.csv beside media_dir listing every media file: timecode and scenes are two episodes
+    of one show; the bad files keep their file names as title ids."""
     path = media_dir.parent / f"{media_dir.name}-meta.csv"
     rows = [
         "path,title_id,show_id,genre",
@@ -174,7 +175,7 @@ def meta_csv(media_dir) -> Path:
         f"{media_dir.name}/scenes.mp4,sc,showA,Drama",
         f"{media_dir.name}/surround.mp4,sur,,Action",
         f"{media_dir.name}/mono48k.mp4,mono,,Comedy",
-    ]
+    ] + [f"{media_dir.name}/{name},,,Drama" for name in sorted(REJECTED)]
     path.write_text("\n".join(rows) + "\n")
     return path
 

@@ -81,11 +81,21 @@ def test_without_meta_the_title_is_the_file_name(media_dir, tmp_path):
     assert all(e["show_id"] == "" and e["genre"] == "" for e in result.catalog)
 
 
+def test_meta_csv_names_the_titles(media_dir, meta_csv, tmp_path):
+    lines = meta_csv.read_text().splitlines()
+    partial = tmp_path / "meta.csv"
+    partial.write_text("\n".join(line.replace(f"{media_dir.name}/", f"{media_dir}/") for line in lines[:3]) + "\n")
+    result = ingest(str(media_dir), str(tmp_path / "cat"), snippet_seconds=1.6, meta=str(partial), workers=1, progress=False)
+    assert [e["title_id"] for e in result.catalog] == ["sc", "tc"] and result.rejected == []  # the rest: no row
+    result = ingest("", str(tmp_path / "cat2"), snippet_seconds=1.6, meta=str(meta_csv), workers=1, progress=False)
+    assert len(result.catalog) == 4 and len(result.rejected) == 5  # no --src: every row
+
+
 def test_no_source_and_no_media_are_usage_errors(tmp_path):
     with pytest.raises(CatalogError, match="neither a folder nor a list file"):
         list_sources(str(tmp_path / "nothing"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CatalogError, match="holds no media files"):
+    with pytest.raises(CatalogError, match="names no media files"):
         ingest(str(tmp_path / "empty"), str(tmp_path / "cat"), snippet_seconds=1.6, progress=False)
 
 
