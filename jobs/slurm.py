@@ -477,6 +477,12 @@ def _resolved_cfg(cfg: CfgNode, opts: SlurmOptions, nodes: int, procs: int) -> C
     return out
 
 
+def _task_setup(code_dir: Path) -> list[str]:
+    """sbatch set-up lines: import from the code snapshot; one intra-op thread per allocated CPU
+    (unless OMP_NUM_THREADS is exported already), not one per core of the node."""
+    return snapshot.python_path_setup(code_dir) + ["export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"]
+
+
 def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
     """Submit pretraining for ``cfg`` as one Slurm job; returns the submitit job (None on --dry-run).
 
@@ -498,7 +504,7 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
 
     if getattr(args, "dry_run", False):
         code = snapshot.snapshot_dir(out)
-        params = sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=snapshot.python_path_setup(code))
+        params = sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
         print(run_cfg.dump())
         print(f"# would submit to Slurm: {nodes} node(s) x {procs} task(s) = world size {world}; output in {out}")
         print(f"# code snapshot: {code}")
@@ -506,7 +512,7 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
         return None
 
     code = snapshot.snapshot_code(out)
-    params = sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=snapshot.python_path_setup(code))
+    params = sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
     write_config(run_cfg, out)
     executor = make_executor(folder, params, max_requeues=opts.max_requeues)
     job = executor.submit(PretrainJob(run_cfg, resume=not getattr(args, "no_resume", False)))

@@ -58,3 +58,12 @@ def release_requeued():
     call this once they see that state rather than wait it out.
     """
     return _release
+
+
+@pytest.fixture
+def slurm_cli_env() -> dict[str, str]:
+    """Environment for running tools/ as subprocesses: unbuffered, one intra-op thread per rank."""
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
