@@ -20,3 +20,30 @@ def repo_root() -> Path:
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+TINY_DEMO_SIZES = dict(num_movies=2, num_shows=1, episodes_per_show=2, title_seconds=12.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    """A tiny demo catalog, ingested and preprocessed with the demo recipe (built once per session).
+
+    Returns the ``KEY VALUE`` overrides that point ``configs/demo.yaml`` at it; pass them (plus your
+    own) to ``load_config("demo.yaml", opts)``.
+    """
+    from avplug import pipeline
+    from avplug.config import load_config
+    from avplug.data.demo_corpus import generate_demo_corpus
+
+    root = tmp_path_factory.mktemp("tiny_demo")
+    generate_demo_corpus(root / "corpus", seed=0, downstream=False, broken=True, progress=False, **TINY_DEMO_SIZES)
+    opts = [
+        "DATA.SOURCE", str(root / "corpus" / "titles"), "DATA.META", str(root / "corpus" / "meta.csv"),
+        "DATA.CATALOG_DIR", str(root / "catalog"), "DATA.STORE_DIR", str(root / "store"),
+        "DATA.HELDOUT_FRACTION", "0.25",
+    ]
+    cfg = load_config("demo.yaml", opts)
+    pipeline.ingest_from_cfg(cfg, progress=False)
+    pipeline.preprocess_from_cfg(cfg, progress=False)
+    return opts

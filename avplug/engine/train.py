@@ -167,13 +167,13 @@ def run_pretraining(cfg, *, resume: bool = True) -> dict[str, Any]:
     )
     local_batch = cfg.SOLVER.BATCH_SIZE // world
     last_loss, window_t0, window_steps, clips_per_s = float("nan"), time.perf_counter(), 0, 0.0
+    loader = build_pretrain_loader(cfg, dataset, sampler)
     train_model.train()
     while step < sched.stop_step:
         epoch, consumed = divmod(step, sched.steps_per_epoch)
         sampler.set_epoch(epoch)
-        if consumed:
+        if consumed:  # resume inside an epoch: the sampler yields the rest of it exactly
             sampler.load_state_dict({**sampler.state_dict(), "epoch": epoch, "batches_done": consumed})
-        loader = build_pretrain_loader(cfg, dataset, sampler)
         for batch in loader:
             batch = batch_transform(batch)
             for group in optimizer.param_groups:
@@ -190,8 +190,8 @@ def run_pretraining(cfg, *, resume: bool = True) -> dict[str, Any]:
             scaler.update()
             step += 1
             window_steps += 1
-            if not math.isfinite(float(loss)):
-                raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower SOLVER.BASE_LR or set LOSS.NORMALIZE")
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower SOLVER.BASE_LR or set LOSS.NORMALIZE")
 
             if step % cfg.SOLVER.LOG_PERIOD == 0 or step == sched.stop_step:
                 last_loss = _global_mean(loss)
@@ -265,6 +265,9 @@ def _maybe_evaluate(cfg, model: nn.Module, device, step: int, writer) -> None:
             model.eval()
             try:
                 measures = evaluate_discrepancy(cfg, model, device)
+            except ValueError as exc:  # too few held-out snippets: training goes on without the measures
+                _log.warning("discrepancy measures skipped at step %d: %s", step, exc)
+                measures = {}
             finally:
                 model.train()
                 np.random.set_state(np_state)
