@@ -8,7 +8,7 @@ every global batch planned, its slice turned into ``(title_id, snippet_index)`` 
 seconds of this process and per batch.  Batches are planned lazily, so in training this cost is
 spread over the steps of the epoch.  Prints one JSON object (also written to ``--json``).
 
-    python benchmarks/sampler_epoch.py                 # the recorded run
+    python benchmarks/sampler_epoch.py --json benchmarks/results/sampler_epoch.json   # the recorded run
     python benchmarks/sampler_epoch.py --quick         # a tenth of an epoch, a few seconds
 """
 from __future__ import annotations
