@@ -44,6 +44,17 @@ def write_wav(path: Path, label: int, seed: int) -> None:
         w.writeframes((signal * 32767).clip(-32768, 32767).astype("<i2").tobytes())
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and CI's 2 cores are shared by other tests."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_ucf101(tmp_path_factory) -> Path:
     """UCF101 layout, 2 classes; split 1: groups 1-2 test, 3-5 train (1 clip each)."""

@@ -209,7 +209,6 @@ def test_embed_titles_is_deterministic_and_restores_mode(tiny_setup):
     from avplug.data.dataset import PretrainDataset
     from avplug.evaluation.discrepancy import build_eval_transform
 
-    torch.set_num_threads(1)
     cfg, model, store, titles = tiny_setup()
     dataset = PretrainDataset(cfg, store, titles, transform=build_eval_transform(cfg))
     items = select_heldout_items(titles, 10)
@@ -233,7 +232,6 @@ def test_embed_titles_is_deterministic_and_restores_mode(tiny_setup):
 
 
 def test_evaluate_discrepancy_on_a_store(tiny_setup, tmp_path):
-    torch.set_num_threads(1)
     cfg, model, store, titles = tiny_setup()
     result = evaluate_discrepancy(cfg, model, "cpu", store=store, titles=titles, plot_path=tmp_path / "s.png")
     assert set(MEASURE_KEYS) <= set(result)

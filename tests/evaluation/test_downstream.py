@@ -7,14 +7,6 @@ import torch
 from avplug.evaluation.downstream import aggregate, fit_linear, results_markdown, run_evaluation, run_split
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_tiny_finetune_completes_and_resumes(tiny_cfg, tiny_ucf101):
     cfg = tiny_cfg("UCF101", tiny_ucf101, "EVAL.DOWNSTREAM.PROTOCOL", "finetune")
     result = run_split(cfg, "none", 1)
