@@ -1,1 +1,13 @@
-"""avplug.evaluation (being built)."""
+"""Evaluation: how well an embedding separates same-title negatives, and how well the encoders transfer.
+
+- :mod:`avplug.evaluation.discrepancy`: the S+ / S- / S!= score distributions of the paper's Eq. 2
+  on held-out titles, a k-NN KL estimator and the discrepancy measures (``evaluate_discrepancy`` is
+  what the training engine calls; ``tools/discrepancy.py`` runs it on any checkpoint);
+- :mod:`avplug.evaluation.downstream`: fine-tuning and linear-probe protocols on UCF101, HMDB51 and
+  ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
+  (``tools/evaluate.py``);
+- :mod:`avplug.evaluation.clips` and :mod:`avplug.evaluation.views`: decoding, augmentation and the
+  test-time views (uniform temporal clips x left/center/right crops).
+
+Submodules are imported on use; importing this package loads nothing heavy.
+"""
