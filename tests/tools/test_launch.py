@@ -1,0 +1,34 @@
+"""tools/launch.py as a user runs it: from any directory, with shipped recipe names."""
+import subprocess
+
+
+def _run(python_exe, repo_root, cwd, *args):
+    return subprocess.run([python_exe, str(repo_root / "tools" / "launch.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_dry_run_prints_the_paper_recipe_from_any_directory(python_exe, repo_root, tmp_path):
+    proc = _run(python_exe, repo_root, tmp_path, "--cfg", "movie_tv.yaml", "--nodes", "1", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for line in ("K: 16", "BATCH_SIZE: 512", "BASE_LR: 0.002", "CROP: 158", "MEL_BINS: 96", "NAME: R2Plus1D18", "NAME: CrossModalNCE"):
+        assert line in out, line
+    assert "would run pretraining here" in out
+
+
+def test_list_plugins_shows_every_registry(python_exe, repo_root, tmp_path):
+    proc = _run(python_exe, repo_root, tmp_path, "--list-plugins")
+    assert proc.returncode == 0, proc.stderr
+    for reg in ("BACKBONES", "HEADS", "LOSSES", "SAMPLERS", "DATASETS", "DECODERS"):
+        assert reg in proc.stdout
+    assert "HierarchicalSampler" in proc.stdout and "CrossModalNCE" in proc.stdout and "UCF101" in proc.stdout
+
+
+def test_negative_k_is_refused_naming_the_key(python_exe, repo_root, tmp_path):
+    proc = _run(python_exe, repo_root, tmp_path, "--cfg", "movie_tv.yaml", "--nodes", "1", "--dry-run", "SAMPLER.K", "-1")
+    assert proc.returncode == 2
+    assert "SAMPLER.K" in proc.stderr
+
+
+def test_several_nodes_need_slurm(python_exe, repo_root, tmp_path):
+    proc = _run(python_exe, repo_root, tmp_path, "--cfg", "demo.yaml", "--nodes", "2", "--dry-run")
+    assert proc.returncode == 2 and "--slurm" in proc.stderr
