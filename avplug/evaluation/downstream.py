@@ -1,9 +1,11 @@
 """Downstream protocols: fine-tuning (the paper) and a linear probe on frozen features.
 
-One official split (or fold) is one call, :func:`run_split`; :func:`aggregate` combines the splits'
-results into mean and standard deviation, and :func:`run_evaluation` does both for the splits of a
-cfg and writes ``results.json`` and ``results.md`` (what ``tools/evaluate.py`` runs; a Slurm array
-runs one :func:`run_split` per task and :func:`aggregate` at the end).
+One official split (or fold) is one call, :func:`run_split`, which also writes
+``OUTPUT_DIR/split<N>/result.json``; :func:`aggregate` combines the splits' results into mean and
+standard deviation, and :func:`run_evaluation` does both for the splits of a cfg and writes
+``results.json`` and ``results.md`` (:func:`write_summary`; what ``tools/evaluate.py`` runs).  A
+Slurm array runs one :func:`run_split` per task, then ``aggregate`` over :func:`load_split_result`
+of every split and :func:`write_summary`.
 
 The classifier is the pretrained backbone (``load_encoders`` of a checkpoint; or randomly
 initialized for the baseline, ``weights`` "none") + dropout (``EVAL.DOWNSTREAM.DROPOUT``) + a
@@ -161,15 +163,15 @@ def _amp(cfg, device: torch.device) -> tuple[contextlib.AbstractContextManager, 
 class _Progress:
     """Log ``what: done/total, rate, ETA`` at most every ``every_s`` seconds and at the end."""
 
-    def __init__(self, what: str, total: int, unit: str, every_s: float = 30.0) -> None:
-        self.what, self.total, self.unit, self.every_s = what, total, unit, every_s
+    def __init__(self, what: str, total: int, unit: str, every_s: float = 30.0, *, log_end: bool = True) -> None:
+        self.what, self.total, self.unit, self.every_s, self.log_end = what, total, unit, every_s, log_end
         self.start = self.last = time.perf_counter()
         self.done = 0
 
     def update(self, n: int) -> None:
         self.done += n
         now = time.perf_counter()
-        if now - self.last >= self.every_s or self.done >= self.total:
+        if now - self.last >= self.every_s or (self.log_end and self.done >= self.total):
             self.last = now
             rate = self.done / max(now - self.start, 1e-9)
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
@@ -283,6 +285,7 @@ def finetune(
         loader = _loader(train_set, cfg, batch_size, shuffle=True, seed=cfg.SEED * 100_003 + epoch, device=device)
         classifier.train()
         epoch_start, losses, seen = time.perf_counter(), [], 0
+        progress = _Progress(f"epoch {epoch + 1}/{e.EPOCHS}", steps_per_epoch, "steps", every_s=60.0, log_end=False)
         for i, batch in enumerate(loader):
             step = epoch * steps_per_epoch + i
             lr = warmup_cosine_lr(step, total_steps=total_steps, warmup_steps=warmup_steps, start_lr=e.WARMUP_START_LR, base_lr=e.BASE_LR)
@@ -300,6 +303,7 @@ def finetune(
             scaler.update()
             losses.append(loss.item())
             seen += x.shape[0]
+            progress.update(1)
         elapsed = time.perf_counter() - epoch_start
         done = epoch + 1
         eta = (time.perf_counter() - run_start) / (done - start_epoch) * (e.EPOCHS - done)
@@ -505,8 +509,22 @@ def run_evaluation(cfg, weights: str | None, splits: Sequence[int] | None = None
     if bad:
         raise ValueError(f"{cfg.EVAL.DOWNSTREAM.DATASET} has no split {bad}; official splits are {list(valid)}")
     summary = aggregate(run_split(cfg, weights, s, device=device) for s in splits)
+    write_summary(cfg, summary)
+    return summary
+
+
+def load_split_result(cfg, split: int) -> dict[str, Any]:
+    """The ``result.json`` that :func:`run_split` wrote for ``split`` (e.g. by another array task)."""
+    path = split_dir(cfg, split) / "result.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: split {split} has not finished (run_split writes it last)")
+    return json.loads(path.read_text())
+
+
+def write_summary(cfg, summary: dict[str, Any]) -> Path:
+    """Write :func:`aggregate`'s output to ``OUTPUT_DIR/results.json`` and ``results.md``; returns the JSON path."""
     out = Path(cfg.OUTPUT_DIR)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "results.md").write_text(results_markdown(summary))
-    return summary
+    return out / "results.json"

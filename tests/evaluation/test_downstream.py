@@ -69,3 +69,15 @@ def test_aggregate_and_markdown():
         aggregate(results + [dict(results[0], dataset="HMDB51", split=4)])
     with pytest.raises(ValueError, match="appears twice"):
         aggregate(results + [results[0]])
+
+
+def test_split_results_reload_for_aggregation(tiny_cfg, tiny_esc50):
+    from avplug.evaluation.downstream import load_split_result, write_summary
+
+    cfg = tiny_cfg("ESC50", tiny_esc50, "EVAL.DOWNSTREAM.PROTOCOL", "linear")
+    first = run_split(cfg, "none", 3)
+    with pytest.raises(FileNotFoundError, match="split 4 has not finished"):
+        load_split_result(cfg, 4)
+    assert load_split_result(cfg, 3) == first
+    path = write_summary(cfg, aggregate([load_split_result(cfg, 3)]))
+    assert json.loads(path.read_text())["per_split"]["3"]["top1"] == first["top1"]
