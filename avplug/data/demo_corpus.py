@@ -1,7 +1,7 @@
 """The built-in synthetic demo corpus: a small catalog of long-form titles plus downstream stand-ins.
 
 ``generate_demo_corpus(out_dir, seed=0, ...)`` writes real media files (H.264 + AAC in .mp4 for the
-titles, MPEG-4 Part 2 + MP3 in .avi for the video stand-ins, 16-bit PCM .wav for ESC-50), all drawn
+titles, MPEG-4 Part 2 + MP2 in .avi for the video stand-ins, 16-bit PCM .wav for ESC-50), all drawn
 and synthesized with numpy, deterministic from the seed.  The catalog behaves like the paper's
 movies and TV shows in the ways the paper's phenomena depend on:
 
@@ -44,18 +44,20 @@ Layout of ``out_dir``::
     esc50/meta/esc50.csv
 
 Split rules of the stand-ins (the official rules scaled down): UCF101 has ``UCF_GROUPS`` = 6 groups
-per class (a group is one setting: background and ambient sound) and split ``s`` tests groups
+of 2 clips per class (a group is one setting: background and ambient sound) and split ``s`` tests groups
 ``2s-1`` and ``2s`` (official: 7 groups per split out of 21); list files use CRLF line endings and
 1-based labels, ``classInd.txt`` is ``"<index> <Class>"``.  HMDB51 marks every clip per split with
-``1`` (train), ``2`` (test) or ``0`` (unused); the clips of a source video (group) stay together,
+``1`` (train), ``2`` (test) or ``0`` (unused); it has 6 source videos (groups) of 2 clips per class,
+and the clips of a source video stay together (2 of the 6 are tested),
 about 70/30 as in the official ``7030`` splits, and one clip per class and split is unused.
 ESC-50 has five folds with one source recording per class and fold; ``esc50.csv`` has the real
 header ``filename,fold,target,category,esc10,src_file,take``.
 
 Title media: 160x120 or 192x108 pixels, 24/25/30 fps, 44.1 or 48 kHz AAC, stereo except the first
-content (and a few others), which are 5.1.  Stand-in clips: 160x120 at 25 fps, 44.1 kHz MP3 audio
-(stereo for UCF101, mono for HMDB51); MP3 adds its usual encoder delay (a few tens of ms) at the
-start, as real files do.  ESC-50: 5 s, 44.1 kHz, mono, 16-bit.
+content (and a few others), which are 5.1.  Stand-in clips: 4 s, 160x120 at 25 fps, 44.1 kHz MP2
+audio (stereo for UCF101, mono for HMDB51), written 481 samples early so that, after the MP2
+decoder's delay, the decoded sound lines up with the picture.  ESC-50: 5 s, 44.1 kHz, mono, 16-bit.
+(AAC in .mp4 needs no such care: the muxer records the encoder delay and decoders remove it.)
 
 Determinism: the whole plan (``manifest.json``) is a pure function of the arguments, and rendering
 uses no other randomness, so the same seed gives the same decoded frames and samples (the encoders
@@ -72,8 +74,10 @@ import colorsys
 import csv
 import json
 import math
+import multiprocessing
 import os
 import shutil
+import sys
 import wave
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -146,6 +150,7 @@ _SHORT_SECONDS = 1.5
 _BROKEN_SECONDS = 10.0  # length of the (otherwise valid) no-audio and truncated titles
 
 _LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+_MP2_DELAY = 481  # samples the MP2 decoder's filter bank delays the sound by
 _MANIFEST_VERSION = 1
 
 
@@ -474,11 +479,13 @@ def _plan_esc50(seed: int) -> dict:
             src = int(src_ids[ci * ESC_FOLDS + fold - 1])
             duration = float(crng.uniform(2.5, ESC_SECONDS))
             filename = f"{fold}-{src}-A-{ci}.wav"
+            ambient = _plan_location(crng, 0.0, 0.5, 0.5)["ambient"]  # a quiet, steady background
+            ambient.update(level=ambient["level"] * 0.5, crackle_rate=0.0)
             clips.append({
                 "path": f"esc50/audio/{filename}", "filename": filename, "fold": fold, "target": ci,
                 "category": event_class(cls).esc50, "esc10": cls in _ESC10, "src_file": src, "take": "A",
                 "offset": float(crng.uniform(0.0, ESC_SECONDS - duration)),
-                "ambient": _plan_location(crng, 0.0, 0.5, 0.5)["ambient"], "peak": float(crng.uniform(0.5, 0.9)),
+                "ambient": ambient, "peak": float(crng.uniform(0.5, 0.9)),
                 "noise_seed": int(crng.integers(2**31)),
                 "event": event_class(cls).plan(crng, duration, *DOWNSTREAM_SIZE),
             })
@@ -990,7 +997,9 @@ def _render_video_clip(root: Path, clip: dict) -> int:
     width, height = DOWNSTREAM_SIZE
     fps, sr, channels = DOWNSTREAM_FPS, DOWNSTREAM_RATE, clip["channels"]
     path = root / clip["path"]
-    audio = _render_clip_audio(clip, clip["setting"]["ambient"], sr, DOWNSTREAM_SECONDS, channels)
+    # rendered _MP2_DELAY samples long and written that much early: decoded, it lines up exactly
+    audio = _render_clip_audio(clip, clip["setting"]["ambient"], sr, DOWNSTREAM_SECONDS + _MP2_DELAY / sr, channels)
+    audio = audio[:, _MP2_DELAY:]
     writer = _MediaWriter(path, video_codec="mpeg4", width=width, height=height, fps=fps,
                           audio_codec="mp2", sample_rate=sr, channels=channels,
                           audio_bitrate=32_000 * channels)
@@ -1178,7 +1187,9 @@ def generate_demo_corpus(
                 _run_task(str(root), kind, items, content)
                 bar.update(len(items))
         else:
-            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            # fork shares the already imported modules; other platforms use their safe default
+            context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
                 futures = {pool.submit(_run_task, str(root), kind, items, content): len(items)
                            for kind, items, content, _ in tasks}
                 for future in as_completed(futures):
