@@ -132,11 +132,45 @@ def _as_matrix(z: Any, name: str) -> np.ndarray:
     return z
 
 
-def _distinct(rng: np.random.Generator, population: int, count: int) -> np.ndarray:
-    """``min(count, population)`` distinct integers drawn from ``range(population)``."""
-    if count >= population:
-        return np.arange(population)
-    return rng.choice(population, size=count, replace=False)
+def _distinct_draws(rng: np.random.Generator, population: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every row r, ``min(count, population[r])`` distinct integers of ``range(population[r])``.
+
+    Returned flat as ``(rows, values)``.  Vectorized over rows: rows with at most ``count``
+    candidates take them all; rows with at most ``count**2`` candidates draw by sorting random keys
+    (exact, width <= count**2); larger rows draw with replacement and redraw any row holding a
+    repeat, which happens with probability below 1 - exp(-1/2) per round.  Cost O(rows * count**2)
+    at most, linear in the number of rows.
+    """
+    rows_out, values_out = [], []
+    everything = np.flatnonzero(population <= count)
+    if everything.size:
+        sizes = population[everything]
+        rows_out.append(np.repeat(everything, sizes))
+        values_out.append(np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
+    small = np.flatnonzero((population > count) & (population <= count * count))
+    if small.size:
+        width = int(population[small].max())
+        step = max(1, (1 << 22) // width)
+        for lo in range(0, small.size, step):
+            rows = small[lo : lo + step]
+            keys = rng.random((rows.size, width))
+            keys[np.arange(width)[None, :] >= population[rows, None]] = np.inf
+            rows_out.append(np.repeat(rows, count))
+            values_out.append(np.argpartition(keys, count - 1, axis=1)[:, :count].ravel())
+    large = np.flatnonzero(population > count * count)
+    if large.size:
+        values = (rng.random((large.size, count)) * population[large, None]).astype(np.int64)
+        while True:
+            ordered = np.sort(values, axis=1)
+            repeat = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+            if not repeat.any():
+                break
+            values[repeat] = (rng.random((int(repeat.sum()), count)) * population[large[repeat], None]).astype(np.int64)
+        rows_out.append(np.repeat(large, count))
+        values_out.append(values.ravel())
+    if not rows_out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows_out).astype(np.int64), np.concatenate(values_out).astype(np.int64)
 
 
 def score_distributions(
@@ -164,26 +198,22 @@ def score_distributions(
     sizes = np.bincount(labels)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rng = np.random.default_rng(seed)
-    same_i, same_j, diff_i, diff_j = [], [], [], []
-    for rank, i in enumerate(order):
-        t = labels[i]
-        start, size = starts[t], sizes[t]
-        r = rank - start  # position of i inside its title's block
-        if size > 1:
-            offsets = 1 + _distinct(rng, size - 1, pairs_per_snippet)
-            same_j.append(order[start + (r + offsets) % size])
-            same_i.append(np.full(offsets.size, i))
-        others = n - size
-        if others > 0:
-            u = _distinct(rng, others, pairs_per_snippet)
-            diff_j.append(order[np.where(u < start, u, u + size)])
-            diff_i.append(np.full(u.size, i))
+    position = np.empty(n, np.int64)
+    position[order] = np.arange(n)
+    start, size = starts[labels], sizes[labels]  # per snippet: its title's block
+    rank = position - start  # the snippet's place inside its block
+    # S-: partners at offsets 1 .. size - 1 inside the block (cyclically), so never the snippet itself.
+    same_i, offset = _distinct_draws(rng, size - 1, pairs_per_snippet)
+    same_j = order[start[same_i] + (rank[same_i] + 1 + offset) % size[same_i]]
+    # S!=: the n - size snippets outside the block, numbered around it.
+    diff_i, u = _distinct_draws(rng, n - size, pairs_per_snippet)
+    diff_j = order[np.where(u < start[diff_i], u, u + size[diff_i])]
 
-    def scores(rows: list[np.ndarray], cols: list[np.ndarray]) -> np.ndarray:
-        if not rows:
-            return np.zeros(0)
-        a, b = np.concatenate(rows), np.concatenate(cols)
-        return np.einsum("ij,ij->i", zv[a], za[b])
+    def scores(rows: np.ndarray, cols: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        out = np.empty(rows.size)
+        for lo in range(0, rows.size, chunk):  # chunks keep the gathered rows in cache
+            out[lo : lo + chunk] = np.einsum("ij,ij->i", zv[rows[lo : lo + chunk]], za[cols[lo : lo + chunk]])
+        return out
 
     return {
         "S+": np.einsum("ij,ij->i", zv, za),
