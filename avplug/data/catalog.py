@@ -31,9 +31,9 @@ import multiprocessing
 import os
 import random
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from iopath.common.file_io import g_pathmgr
 
@@ -240,7 +240,7 @@ def inspect_source(path: str, snippet_seconds: float) -> dict:
                 f"truncated or corrupt: the header says {info.duration_s:.2f} s but decoding stops at {max(decoded, 0.0):.2f} s",
             )
     duration = min(video_end, audio_end) - info.start_s
-    num_snippets = int(math.floor(duration / snippet_seconds + 1e-9)) if duration > 0 else 0
+    num_snippets = math.floor(duration / snippet_seconds + 1e-9) if duration > 0 else 0
     if num_snippets < 1:
         raise MediaError(path, f"shorter than one snippet ({max(duration, 0.0):.2f} s < {snippet_seconds:.2f} s)")
     return {
@@ -264,7 +264,7 @@ def _inspect_job(args: tuple[str, float]) -> tuple[str, dict | None, str | None]
         return path, inspect_source(path, snippet_seconds), None
     except MediaError as exc:
         return path, None, exc.reason
-    except Exception as exc:  # a bug or an FFmpeg surprise must not stop the ingest
+    except Exception as exc:  # noqa: BLE001  (a bug or an FFmpeg surprise must not stop the ingest)
         return path, None, f"could not be probed ({type(exc).__name__}: {exc})"
 
 
@@ -324,7 +324,7 @@ def make_split(entries: Sequence[dict], fraction: float, seed: int) -> dict[str,
         groups.setdefault(key, []).append(e["title_id"])
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
-    target = int(round(fraction * len(entries)))
+    target = round(fraction * len(entries))
     heldout: list[str] = []
     for key in keys:
         if len(heldout) >= target:
@@ -375,11 +375,11 @@ def subsample_by_genre(
         if missing:
             raise CatalogError(f"no training titles of genre(s) {missing} to draw the requested proportions from")
         feasible = min(len(pools[g]) / share[g] for g in wanted if share[g] > 0)
-        n = int(math.floor(feasible + 1e-9))
+        n = math.floor(feasible + 1e-9)
         if max_titles:
             n = min(n, max_titles)
         quota = {g: share[g] * n for g in wanted}
-        counts = {g: int(math.floor(q + 1e-9)) for g, q in quota.items()}
+        counts = {g: math.floor(q + 1e-9) for g, q in quota.items()}
         by_remainder = sorted(wanted, key=lambda g: (-(quota[g] - counts[g]), wanted.index(g)))
         for g in by_remainder:
             if sum(counts.values()) >= n:

@@ -34,9 +34,9 @@ import contextlib
 import functools
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Iterator, Sequence
 
 import av
 import numpy as np
@@ -54,7 +54,8 @@ TIME_EPS = 1e-3
 AUDIO_PREROLL_S = 0.25
 # Consecutive clips at most this far apart (seconds) are decoded without seeking.
 CONTIGUOUS_S = 0.5
-# Registry name of the decoder get_default_decoder() prefers (see benchmarks/decoder_compare.py).
+# Registry name of the decoder get_default_decoder() prefers: PyAV read store snippets faster than
+# torchcodec in every access pattern of benchmarks/decoder_compare.py (results/decoder_compare.json).
 DEFAULT_DECODER = "pyav"
 
 
@@ -296,7 +297,7 @@ def decodable_extent(path: str | os.PathLike, tail_seconds: float = 5.0) -> tupl
 
 def _decode_to_end(container, stream, path, target: float, fps: float) -> float | None:
     try:
-        container.seek(int(math.floor(target / stream.time_base)), stream=stream)
+        container.seek(math.floor(target / stream.time_base), stream=stream)
     except av.error.FFmpegError:
         return None
     end = None
@@ -316,7 +317,7 @@ def _decode_to_end(container, stream, path, target: float, fps: float) -> float 
 class _Decoded:
     """A decoded frame with its time and a lazily converted RGB array."""
 
-    __slots__ = ("time", "frame", "_rgb")
+    __slots__ = ("_rgb", "frame", "time")
 
     def __init__(self, time: float, frame) -> None:
         self.time, self.frame, self._rgb = time, frame, None
@@ -343,7 +344,7 @@ class _VideoCursor:
         start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time is not None else 0.0
         target = max(t, start)
         try:
-            self.container.seek(int(math.floor(target / self.stream.time_base)), stream=self.stream)
+            self.container.seek(math.floor(target / self.stream.time_base), stream=self.stream)
         except av.error.FFmpegError as exc:
             raise MediaError(self.path, f"cannot seek to {t:.3f} s (FFmpeg: {_ffmpeg_msg(exc)})") from exc
         self._it = self.container.decode(self.stream)
@@ -411,7 +412,7 @@ def _check_request(path, num_frames: int, fps: float) -> None:
 def _mono_window(path, start_s: float, duration_s: float, sample_rate: int) -> np.ndarray:
     if duration_s <= 0 or sample_rate <= 0:
         raise MediaError(path, f"asked for {duration_s} s of audio at {sample_rate} Hz; both must be positive")
-    return np.zeros(int(round(duration_s * sample_rate)), np.float32)
+    return np.zeros(round(duration_s * sample_rate), np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +495,7 @@ class AudioPlacer:
     def add(self, first_time: float, chunks: list[tuple[int, np.ndarray]]) -> bool:
         """Place chunks; returns False once the audio has moved past the end of ``out``."""
         if self._offset is None:
-            self._offset = int(round((first_time - self.start) * self.rate))
+            self._offset = round((first_time - self.start) * self.rate)
         n = len(self.out)
         for index, samples in chunks:
             lo = self._offset + index
@@ -558,7 +559,7 @@ class PyAVDecoder:
             seek_to = start_s - AUDIO_PREROLL_S
             if stream.start_time is None or seek_to > float(stream.start_time * stream.time_base):
                 try:
-                    c.seek(int(math.floor(seek_to / stream.time_base)), stream=stream)
+                    c.seek(math.floor(seek_to / stream.time_base), stream=stream)
                 except av.error.FFmpegError as exc:
                     raise MediaError(path, f"cannot seek to {start_s:.3f} s (FFmpeg: {_ffmpeg_msg(exc)})") from exc
             resampler = MonoResampler(sample_rate)
@@ -669,7 +670,7 @@ def _checked_local(path) -> str:
     return local
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def torchcodec_available() -> bool:
     """Whether the torchcodec decoder can be constructed here."""
     try:

@@ -42,10 +42,10 @@ import re
 import shutil
 import socket
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from typing import Sequence
 
 import av
 import numpy as np
@@ -53,8 +53,24 @@ import torch
 from av.video.frame import PictureType
 from iopath.common.file_io import g_pathmgr
 
-from avplug.data.catalog import _join, load_catalog, pool_context, read_text, resolve_workers, write_text
-from avplug.data.decoders import TIME_EPS, AudioPlacer, MonoResampler, _best, _frame_time, local_path, open_media, quiet_ffmpeg
+from avplug.data.catalog import (
+    _join,
+    load_catalog,
+    pool_context,
+    read_text,
+    resolve_workers,
+    write_text,
+)
+from avplug.data.decoders import (
+    TIME_EPS,
+    AudioPlacer,
+    MonoResampler,
+    _best,
+    _frame_time,
+    local_path,
+    open_media,
+    quiet_ffmpeg,
+)
 from avplug.data.errors import MediaError, StoreError
 from avplug.data.index import TitleRecord
 
@@ -88,7 +104,7 @@ class StoreSpec:
     audio_rate: int
 
     @classmethod
-    def from_cfg(cls, cfg) -> "StoreSpec":
+    def from_cfg(cls, cfg) -> StoreSpec:
         d = cfg.DATA
         return cls(int(d.SNIPPET_FRAMES), float(d.FPS), int(d.STORE_SHORT_SIDE), int(d.AUDIO_RATE))
 
@@ -98,11 +114,11 @@ class StoreSpec:
 
     @property
     def samples_per_snippet(self) -> int:
-        return int(round(self.snippet_seconds * self.audio_rate))
+        return round(self.snippet_seconds * self.audio_rate)
 
     def audio_start(self, m: int) -> int:
         """Index of snippet ``m``'s first audio sample in ``audio.npy``."""
-        return int(round(m * self.snippet_frames * self.audio_rate / self.fps))
+        return round(m * self.snippet_frames * self.audio_rate / self.fps)
 
     def audio_length(self, num_snippets: int) -> int:
         return self.audio_start(num_snippets - 1) + self.samples_per_snippet if num_snippets else 0
@@ -131,7 +147,7 @@ def store_size(width: int, height: int, short_side: int, sample_aspect_ratio: fl
     both rounded to even numbers (H.264 4:2:0 needs them)."""
 
     def even(x: float) -> int:  # nearest even number, halves up (an odd short side grows by one)
-        return max(2, int(math.floor(x / 2.0 + 0.5)) * 2)
+        return max(2, math.floor(x / 2.0 + 0.5) * 2)
 
     display_w = width * (sample_aspect_ratio or 1.0)
     if display_w <= height:
@@ -165,6 +181,7 @@ def detect_scene_cuts(video_path: str, min_scene_frames: int) -> list[int]:
 # Writing one title
 # ---------------------------------------------------------------------------------------------
 def _encode_store_video(path: str, fps: float, width: int, height: int, gop: int):
+    """An mp4 writer and its H.264 stream: constant ``fps``, an IDR frame every ``gop`` frames."""
     container = av.open(path, "w", options={"movflags": "+faststart"})
     rate = Fraction(fps).limit_denominator(100000)
     stream = container.add_stream("libx264", rate=rate)
@@ -178,7 +195,7 @@ def _encode_store_video(path: str, fps: float, width: int, height: int, gop: int
         "bf": "0",
         "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0",
     }
-    return container, stream, rate
+    return container, stream
 
 
 class _TitleWriter:
@@ -187,7 +204,7 @@ class _TitleWriter:
     def __init__(self, entry: dict, spec: StoreSpec, out_dir: str) -> None:
         self.entry, self.spec, self.out_dir = entry, spec, out_dir
         self.path = entry["path"]
-        self.num_snippets = int(math.floor(float(entry["duration_s"]) / spec.snippet_seconds + 1e-9))
+        self.num_snippets = math.floor(float(entry["duration_s"]) / spec.snippet_seconds + 1e-9)
         if self.num_snippets < 1:
             raise MediaError(self.path, f"shorter than one snippet ({entry['duration_s']} s < {spec.snippet_seconds} s)")
         self.origin = float(entry.get("start_s", 0.0))
@@ -202,7 +219,7 @@ class _TitleWriter:
         audio = np.lib.format.open_memmap(
             os.path.join(self.out_dir, AUDIO_FILE), mode="w+", dtype=AUDIO_DTYPE, shape=(spec.audio_length(self.num_snippets),)
         )
-        out, ostream, rate = _encode_store_video(video_path, spec.fps, self.width, self.height, spec.snippet_frames)
+        out, ostream = _encode_store_video(video_path, spec.fps, self.width, self.height, spec.snippet_frames)
         try:
             with open_media(self.path) as src:
                 vs = _best(src, "video", self.path)
@@ -352,7 +369,7 @@ def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec) -> dict:
         if os.path.exists(error_file):
             os.remove(error_file)
         return {"title_id": title_id, "status": "done", "seconds": seconds}
-    except Exception as exc:  # a broken title is reported, never fatal
+    except Exception as exc:  # noqa: BLE001  (a broken title is reported, never fatal)
         shutil.rmtree(tmp, ignore_errors=True)
         reason = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
         os.makedirs(os.path.dirname(error_file), exist_ok=True)
@@ -378,7 +395,9 @@ def shard_titles(entries: Sequence[dict], shard: int, num_shards: int) -> list[d
     return sorted(mine, key=lambda e: e["title_id"])
 
 
-def _check_spec(store_dir: str, spec: StoreSpec) -> None:
+def check_spec(store_dir: str, spec: StoreSpec) -> None:
+    """Record ``spec`` in a new store (``store.json``), or raise :class:`StoreError` if the store
+    was started with another one (mixing snippet geometries would corrupt it)."""
     path = os.path.join(store_dir, SPEC_FILE)
     want = spec.to_json()
     if os.path.isfile(path):
@@ -434,7 +453,7 @@ def preprocess(
                 f"catalog {catalog_dir} counted snippets of {e['snippet_seconds']} s but the store spec has "
                 f"{spec.snippet_seconds} s (DATA.SNIPPET_FRAMES / DATA.FPS): re-run tools/ingest.py with the same cfg",
             )
-    _check_spec(store_dir, spec)
+    check_spec(store_dir, spec)
     mine = shard_titles(entries, shard, num_shards)
     names = {title_dir_name(e["title_id"]) for e in mine}
     for stale in glob.glob(os.path.join(store_dir, TMP_DIR, "*@*")):  # leftovers of a crashed run of this shard
@@ -486,6 +505,9 @@ def preprocess(
         done, skipped, len(failed), seconds, wall, summary.source_seconds_per_second,
     )  # fmt: skip
     return summary
+
+
+_check_spec = check_spec  # the name jobs/preprocess.py imports
 
 
 def build_index(store_dir: str, catalog_dir: str) -> dict:

@@ -48,7 +48,7 @@ def read_counter(img: np.ndarray) -> int:
 
 
 def burst_signal(seconds: float, rate: int) -> np.ndarray:
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     out = np.zeros_like(t)
     for c in burst_times(seconds):
         out += 0.8 * np.exp(-0.5 * ((t - c) / BURST_SIGMA_S) ** 2) * np.sin(2 * np.pi * BURST_HZ * (t - c))
@@ -77,7 +77,7 @@ def make_media(
         if layout is not None:
             as_ = out.add_stream("aac", rate=audio_rate, layout=layout)
         if vs is not None:
-            for n in range(int(round(seconds * fps))):
+            for n in range(round(seconds * fps)):
                 frame = av.VideoFrame.from_ndarray(frame_image(n, *size), format="rgb24")
                 frame.pts = n
                 frame.time_base = fractions.Fraction(1, fps)
@@ -110,7 +110,7 @@ def make_scenes_media(path: Path, seconds: float, cuts: tuple[float, ...], *, fp
         vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "threads": "1"})
         vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
         as_ = out.add_stream("aac", rate=22050, layout="mono")
-        for n in range(int(round(seconds * fps))):
+        for n in range(round(seconds * fps)):
             scene = sum(n / fps >= c for c in cuts)
             img = np.empty((size[1], size[0], 3), np.uint8)
             img[:] = colors[scene % len(colors)]

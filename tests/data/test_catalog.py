@@ -132,7 +132,7 @@ def test_split_depends_on_the_seed_and_zero_holds_nothing_out():
 
 
 def test_catalog_split_file(demo_catalog):
-    out, result = demo_catalog
+    out, _result = demo_catalog
     split = load_split(str(out))
     assert set(split) == {"train", "heldout"}
     assert len(split["heldout"]) == 1  # round(0.25 * 4)

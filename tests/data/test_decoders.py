@@ -6,8 +6,14 @@ import pytest
 import torch
 from scipy.signal import hilbert
 
-import avplug.data.decoders as decoders
-from avplug.data.decoders import PyAVDecoder, decodable_extent, get_default_decoder, probe, torchcodec_available
+from avplug.data import decoders
+from avplug.data.decoders import (
+    PyAVDecoder,
+    decodable_extent,
+    get_default_decoder,
+    probe,
+    torchcodec_available,
+)
 from avplug.data.errors import MediaError
 from registry import DECODERS
 
@@ -86,7 +92,7 @@ def test_clips_come_back_in_the_order_asked(media_dir, timecode, decoder):
     clips = decoder.read_video_clips(path, starts, 8, 5.0)
     assert clips.shape == (5, 8, 96, 160, 3)
     for s, clip in zip(starts, clips.numpy()):
-        first = int(round(s * 25))
+        first = round(s * 25)
         assert [timecode.read_counter(f) for f in clip] == [min(first + 5 * i, 199) for i in range(8)]
         assert torch.equal(torch.from_numpy(clip), decoder.read_video(path, s, 8, 5.0))
 
