@@ -116,12 +116,11 @@ class UCF101(DownstreamDataset):
             label = index.get(folder, folded.get(folder.lower()))
             if label is None:
                 raise ValueError(f"{list_file}:{no}: class folder {folder!r} of {rel!r} is not in classInd.txt")
-            if len(parts) > 1:
-                if not parts[1].isdigit() or int(parts[1]) != label + 1:
-                    raise ValueError(
-                        f"{list_file}:{no}: label {parts[1]!r} disagrees with classInd.txt, "
-                        f"which gives {folder} the label {label + 1}"
-                    )
+            if len(parts) > 1 and (not parts[1].isdigit() or int(parts[1]) != label + 1):
+                raise ValueError(
+                    f"{list_file}:{no}: label {parts[1]!r} disagrees with classInd.txt, "
+                    f"which gives {folder} the label {label + 1}"
+                )
             self.samples.append((str(videos / rel), label))
         self._check_exist(list_file)
 
@@ -145,7 +144,7 @@ class HMDB51(DownstreamDataset):
     SPLITS = (1, 2, 3)
     modality = "video"
     SPLIT_DIR = "testTrainMulti_7030_splits"
-    MARKS = {"1": "train", "2": "test", "0": None}
+    MARKS: ClassVar[dict[str, str | None]] = {"1": "train", "2": "test", "0": None}
 
     def __init__(self, root: str | Path, split: int, subset: str) -> None:
         super().__init__(root, split, subset)

@@ -21,10 +21,12 @@ past the end of the media repeats the last frame (video) or is padded with silen
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import av
 import torch
+from pytorchvideo.transforms import Div255, RandomShortSideScale
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -32,9 +34,17 @@ import avplug  # noqa: F401  (the pytorchvideo shim must run before pytorchvideo
 from avplug.data.audio import LogMelSpectrogram
 from avplug.data.decoders import open_media
 from avplug.data.errors import MediaError
-from avplug.data.transforms import ColorJitterVideo, NormalizeVideo, RandomCropVideo, ShortSideScale
-from avplug.evaluation.views import random_clip_start, spatial_crops, temporal_clip_starts
-from pytorchvideo.transforms import Div255, RandomShortSideScale
+from avplug.data.transforms import (
+    ColorJitterVideo,
+    NormalizeVideo,
+    RandomCropVideo,
+    ShortSideScale,
+)
+from avplug.evaluation.views import (
+    random_clip_start,
+    spatial_crops,
+    temporal_clip_starts,
+)
 from registry import DECODERS
 
 
@@ -75,7 +85,7 @@ class TimeFrequencyMask(nn.Module):
         self.max_fraction = float(max_fraction)
 
     def _band(self, length: int) -> tuple[int, int]:
-        width = int(torch.randint(0, int(math.floor(self.max_fraction * length)) + 1, ()))
+        width = int(torch.randint(0, math.floor(self.max_fraction * length) + 1, ()))
         start = int(torch.randint(0, length - width + 1, ()))
         return start, width
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -240,9 +241,9 @@ def measures_from_scores(scores: Mapping[str, np.ndarray], *, k: int = DEFAULT_K
         "KL(S!=||S+)": kl_diff_plus,
         "KL(S-||S!=)": kl_divergence(s_minus, s_diff, k=k),
         "gap": kl_diff_plus - kl_minus_plus,
-        "num_S+": int(len(s_plus)),
-        "num_S-": int(len(s_minus)),
-        "num_S!=": int(len(s_diff)),
+        "num_S+": len(s_plus),
+        "num_S-": len(s_minus),
+        "num_S!=": len(s_diff),
     }
 
 

@@ -6,7 +6,7 @@ side), the predictions of all views averaged.  Training draws one clip uniformly
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

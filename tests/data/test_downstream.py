@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 import registry
-from avplug.data.downstream import ESC50, HMDB51, UCF101, build_downstream_dataset, dataset_splits
+from avplug.data.downstream import (
+    ESC50,
+    HMDB51,
+    UCF101,
+    build_downstream_dataset,
+    dataset_splits,
+)
 
 UCF_CLASSES = ["ApplyEyeMakeup", "ApplyLipstick", "Archery", "HandstandPushups"]
 # The official file names of HandstandPushups spell the class "HandStandPushups".
@@ -187,7 +193,7 @@ def test_hmdb51_videos_directly_under_root_and_errors(tmp_path, layouts):
     split_file.write_text(split_file.read_text() + "extra.avi 7\n")
     with pytest.raises(ValueError, match=r"catch_test_split2.txt:7: expected"):
         HMDB51(root, 2, "train")
-    victim = sorted((root / "cartwheel").iterdir())[0]
+    victim = min((root / "cartwheel").iterdir())
     victim.unlink()
     with pytest.raises(FileNotFoundError, match=victim.name):
         [HMDB51(root, 1, s) for s in ("train", "test")]

@@ -181,7 +181,7 @@ class TinyStore:
     def __init__(self, titles, *, frames, fps, short_side, audio_rate):
         self.titles = list(titles)
         self.snippet_frames, self.fps, self.short_side, self.audio_rate = frames, fps, short_side, audio_rate
-        self.samples_per_snippet = int(round(frames / fps * audio_rate))
+        self.samples_per_snippet = round(frames / fps * audio_rate)
 
     def read_video(self, title_id, snippet_indices, decoder=None):
         out = []

@@ -1,10 +1,17 @@
 """Downstream protocols end to end on tiny real media: fine-tuning, linear probe, aggregation."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from avplug.evaluation.downstream import aggregate, fit_linear, results_markdown, run_evaluation, run_split
+from avplug.evaluation.downstream import (
+    aggregate,
+    fit_linear,
+    results_markdown,
+    run_evaluation,
+    run_split,
+)
 
 
 def test_tiny_finetune_completes_and_resumes(tiny_cfg, tiny_ucf101):
@@ -14,12 +21,12 @@ def test_tiny_finetune_completes_and_resumes(tiny_cfg, tiny_ucf101):
     assert result["top5"] == 1.0  # two classes: top-5 is top-2
     assert (result["num_train"], result["num_test"], result["num_classes"], result["num_views"]) == (6, 4, 2, 6)
     out = cfg.OUTPUT_DIR + "/split1"
-    assert json.loads(open(f"{out}/result.json").read()) == result | {"seconds": result["seconds"]}
-    epochs = [json.loads(line)["epoch"] for line in open(f"{out}/metrics.jsonl")]
+    assert json.loads(Path(out, "result.json").read_text()) == result | {"seconds": result["seconds"]}
+    epochs = [json.loads(line)["epoch"] for line in Path(out, "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
     # A rerun (e.g. a requeued job) resumes from the last checkpoint: no epoch is trained again.
     again = run_split(cfg, "none", 1)
-    assert [json.loads(line)["epoch"] for line in open(f"{out}/metrics.jsonl")] == [1, 2]
+    assert [json.loads(line)["epoch"] for line in Path(out, "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert again["top1"] == result["top1"]
 
 
@@ -41,9 +48,9 @@ def test_linear_probe_on_sounds_over_folds(tiny_cfg, tiny_esc50):
     cfg = tiny_cfg("ESC50", tiny_esc50, "EVAL.DOWNSTREAM.PROTOCOL", "linear")
     summary = run_evaluation(cfg, "none", [1, 2])
     assert summary["splits"] == [1, 2] and summary["mean"]["top1"] == 1.0 and summary["std"]["top1"] == 0.0
-    written = json.loads(open(cfg.OUTPUT_DIR + "/results.json").read())
+    written = json.loads(Path(cfg.OUTPUT_DIR, "results.json").read_text())
     assert written == summary
-    assert "| mean ± std | 100.00 ± 0.00 |" in open(cfg.OUTPUT_DIR + "/results.md").read()
+    assert "| mean ± std | 100.00 ± 0.00 |" in Path(cfg.OUTPUT_DIR, "results.md").read_text()
 
 
 def test_fit_linear_recovers_a_separating_direction():

@@ -15,7 +15,7 @@ import torch
 def run_tool(python_exe, repo_root, tool, *args):
     """The tool as a user runs it: a subprocess."""
     return subprocess.run(
-        [python_exe, str(repo_root / "tools" / tool), *args], capture_output=True, text=True, cwd=repo_root, timeout=600
+        [python_exe, str(repo_root / "tools" / tool), *args], capture_output=True, text=True, cwd=repo_root, timeout=600, check=False
     )
 
 

@@ -1,4 +1,6 @@
 """Test-time view sampling: clip starts, crop positions, and the 30-view / 10-view datasets."""
+import itertools
+
 import pytest
 import torch
 
@@ -16,7 +18,7 @@ def test_temporal_clip_starts_uniform_from_zero_to_end():
     starts = temporal_clip_starts(10.0, 3.2, 10)
     assert len(starts) == 10
     assert starts[0] == 0.0 and starts[-1] == pytest.approx(6.8)
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(g == pytest.approx(6.8 / 9) for g in gaps)
 
 
