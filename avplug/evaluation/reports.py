@@ -323,7 +323,7 @@ def _downstream_notes(runs: Sequence[RunInfo], datasets: Sequence[str]) -> list[
 
 def _table(title: str, runs: Sequence[RunInfo], key_columns: Sequence[tuple[str, Any]], blocks: Sequence[str]) -> Table:
     """Rows of ``runs`` with ``key_columns`` ((header, fn(run) -> str)) then the three accuracies."""
-    catalogs = sorted({r.catalog for r in runs})
+    catalogs = sorted({r.catalog for r in runs if r.catalog})
     extra = [("pretraining data", lambda r: os.path.basename(r.catalog.rstrip("/")) or MISSING)] if len(catalogs) > 1 else []
     cols = [("run", lambda r: r.name)] + list(key_columns) + extra
     table = Table(title, [c for c, _ in cols] + list(DATASETS))
@@ -583,6 +583,8 @@ def build_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike)
         files[name].write_text(text)
 
     sections = [f"# Sweep report\n\nSources: {', '.join(str(p) for p in paths)}; {len(runs)} run(s).\n"]
+    all_runs = runs
+    runs = [r for r in runs if r.status != "invalid"]  # invalid grid points appear in the runs table only
     t1 = table1(runs)
     write("table1.csv", t1.csv())
     sections.append(t1.markdown())
@@ -624,12 +626,12 @@ def build_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike)
     else:
         sections.append("**Figure 3**: no runs for the loss curves.\n")
 
-    all_runs = runs_table(runs)
-    write("runs.csv", all_runs.csv())
-    sections.append(all_runs.markdown())
+    listing = runs_table(all_runs)
+    write("runs.csv", listing.csv())
+    sections.append(listing.markdown())
     if notes:
         sections.append("**Notes**\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     markdown = "\n".join(sections)
     write("report.md", markdown)
     write("table1.md", t1.markdown())
-    return {"markdown": markdown, "files": {k: str(v) for k, v in files.items()}, "notes": notes, "runs": len(runs)}
+    return {"markdown": markdown, "files": {k: str(v) for k, v in files.items()}, "notes": notes, "runs": len(all_runs)}

@@ -317,8 +317,9 @@ def run_name(overrides: Mapping[str, Any]) -> str:
     """A readable folder name for ``overrides`` (``{"SAMPLER.K": 4, "SAMPLER.WINDOW": 0}`` -> ``k4_w0``).
 
     Known keys (:data:`NAME_PARTS`) get short prefixes; any other key is its last component in
-    lower case followed by the value (``SOLVER.BASE_LR=0.01`` -> ``base_lr0.01``).  Characters
-    outside ``[A-Za-z0-9.+-]`` become ``-``.  No overrides: ``base``.
+    lower case followed by the value (``SOLVER.BASE_LR=0.01`` -> ``base-lr0.01``).  Parts are
+    joined by ``_``; inside a part, characters outside ``[A-Za-z0-9.+-]`` become ``-``.  No
+    overrides: ``base``.
     """
     parts = []
     for key, value in overrides.items():
@@ -746,7 +747,8 @@ def execute_run(
     out = run_dir(sweep_dir, run)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    _set_state(out, name=run["name"], status="running", started=_now(), error=None, host=os.uname().nodename)
+    _set_state(out, name=run["name"], status="running", started=_now(), error=None, ended=None, seconds=None,
+               host=os.uname().nodename)
     try:
         cfg = run_cfg(run, sweep_dir, world_size=world_size)
         if run.get("baseline"):
