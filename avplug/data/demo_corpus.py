@@ -480,7 +480,7 @@ def _plan_esc50(seed: int) -> dict:
             duration = float(crng.uniform(2.5, ESC_SECONDS))
             filename = f"{fold}-{src}-A-{ci}.wav"
             ambient = _plan_location(crng, 0.0, 0.5, 0.5)["ambient"]  # a quiet, steady background
-            ambient.update(level=ambient["level"] * 0.5, crackle_rate=0.0)
+            ambient.update(level=ambient["level"] * 0.3, swell_depth=ambient["swell_depth"] * 0.3, crackle_rate=0.0)
             clips.append({
                 "path": f"esc50/audio/{filename}", "filename": filename, "fold": fold, "target": ci,
                 "category": event_class(cls).esc50, "esc10": cls in _ESC10, "src_file": src, "take": "A",

@@ -608,7 +608,7 @@ class _Chirping(AVEventClass):
                 if t >= duration - length:
                     break
                 onsets.append(t)
-                t += float(rng.uniform(0.11, 0.16))
+                t += length + float(rng.uniform(0.04, 0.08))  # a short silence between chirps
             t += float(rng.uniform(0.4, 1.0))
         gains = rng.uniform(0.6, 1.0, len(onsets))
         return {

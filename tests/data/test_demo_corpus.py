@@ -71,6 +71,15 @@ def _onsets_from_energy(x: np.ndarray, rate: int, ratio: float = 4.0, floor: flo
     return np.array(hits) * hop / rate
 
 
+def _rise(x: np.ndarray, rate: int, t: float) -> float:
+    """Energy in the 10 ms from ``t`` over the energy from 25 ms to 3 ms before ``t``: large exactly
+    when a sound starts at ``t`` (a sound 5 ms late or early gives about 1)."""
+    def energy(a, b):
+        return float(np.mean(x[int(round(a * rate)) : int(round(b * rate))].astype(np.float64) ** 2)) + 1e-12
+
+    return energy(t, t + 0.010) / energy(t - 0.025, t - 0.003)
+
+
 # ---------------------------------------------------------------------------------------------
 # The catalog.
 # ---------------------------------------------------------------------------------------------
@@ -275,33 +284,36 @@ def test_esc50_layout_folds_and_wav_format(corpus):
 
 
 def test_stand_in_sound_follows_the_picture_after_encoding(corpus, manifest):
-    """End to end through the codecs: in a decoded UCF101 Drumming clip every drum hit is heard
-    (within 6 ms, the MP2 decoder delay being compensated) and seen (the drum head brightens on the
-    frame of the hit)."""
+    """End to end through the codecs: in a decoded UCF101 Drumming clip every drum hit starts at its
+    planned time (the MP2 decoder delay is compensated) and is seen (the drum head brightens on the
+    first frame at or after the hit)."""
     clip = next(c for c in manifest["downstream"]["ucf101"]["clips"] if c["class"] == "Drumming")
     path = corpus.root / clip["path"]
     audio, rate, _ = _decode_audio(path)
-    heard = _onsets_from_energy(audio.mean(axis=0), rate)
+    mono = audio.mean(axis=0)
     onsets = np.array(clip["event"]["onsets"])
-    assert len(heard) == len(onsets)
-    assert np.abs(heard - onsets).max() < 0.006
+    assert min(_rise(mono, rate, t) for t in onsets) > 8
+    assert max(_rise(mono, rate, t + 0.011) for t in onsets) < 3  # 11 ms late (uncompensated) is not it
     frames, fps = _decode_video(path)
     ev = clip["event"]
     cx, cy, r = int(ev["cx"]), int(ev["cy"]), int(ev["radius"] * 0.5)
     brightness = frames[:, cy - r // 2 : cy + r // 2, cx - r : cx + r].astype(float).mean(axis=(1, 2, 3))
     for onset in onsets:
-        hit = int(np.ceil(onset * fps - 1e-9))  # the first frame at or after the hit
+        hit = int(np.ceil(onset * fps - 1e-9))
         if hit < len(frames):
             assert brightness[hit] > brightness[hit - 1] + 2, onset
 
 
 def test_esc50_clip_sound_has_the_planned_onsets(corpus, manifest):
-    clip = next(c for c in manifest["downstream"]["esc50"]["clips"] if c["category"] == "clapping")
-    with wave.open(str(corpus.root / clip["path"])) as w:
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2") / 32768.0
-    heard = _onsets_from_energy(x, 44100)
-    planned = clip["offset"] + np.array(clip["event"]["onsets"])
-    assert len(heard) == len(planned) and np.abs(heard - planned).max() < 0.006
+    for category in ("clapping", "door_wood_knock", "chirping_birds"):
+        for clip in [c for c in manifest["downstream"]["esc50"]["clips"] if c["category"] == category]:
+            with wave.open(str(corpus.root / clip["path"])) as w:
+                x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2") / 32768.0
+            planned = clip["offset"] + np.array(clip["event"]["onsets"])
+            assert min(_rise(x, 44100, t) for t in planned) > 8, clip["filename"]
+            before = x[: int(clip["offset"] * 44100)]
+            if len(before):  # only the quiet background before the event starts
+                assert np.abs(before).max() < 0.5 * np.abs(x).max()
 
 
 # ---------------------------------------------------------------------------------------------
