@@ -6,7 +6,8 @@ torch uses one thread) of:
 
   (a) pytorchvideo: ``EncodedVideo`` (pyav decoder) opens the SOURCE file and decodes each snippet
       window on the fly (``get_clip``), ``UniformTemporalSubsample`` keeps DATA.SNIPPET_FRAMES
-      frames, then the same resize / crop / normalize / log-mel / drop as (b);
+      frames, then the same resize / crop / normalize / log-mel / drop as (b); (a2) the same on the
+      fly with avplug's own PyAV decoder, which converts only the snippet's frames to RGB;
   (b) avplug: ``PretrainDataset.__getitems__`` reading the store built from that source with the
       full transforms and audio (the DataLoader worker's fetch path), plus (b_raw) the same
       fetch with ``INPUT.ON_DEVICE True`` (decode only; the transforms then run on the GPU);
@@ -47,11 +48,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import avplug  # noqa: F401  (pytorchvideo shim first)
 import av
 import numpy as np
 import torch
 
+import avplug  # noqa: F401  (pytorchvideo shim first)
 from avplug.config import load_config
 from avplug.data.catalog import ingest
 from avplug.data.dataset import PretrainDataset, build_pretrain_loader
@@ -80,7 +81,7 @@ def make_source(
     """Write an H.264 (x264 ``preset``, crf 23) + stereo AAC mp4 of panning textured scenes (a new scene every 4 s)."""
     rng = np.random.default_rng(seed)
     pan = max(8, width // 8)
-    frames = int(round(seconds * fps))
+    frames = round(seconds * fps)
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=fps, options={"preset": preset, "crf": "23"})
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
@@ -106,7 +107,7 @@ def make_source(
                 out.mux(packet)
         for packet in vs.encode():
             out.mux(packet)
-        t = np.arange(int(round(seconds * audio_rate))) / audio_rate
+        t = np.arange(round(seconds * audio_rate)) / audio_rate
         pitch = 220 * 2 ** (np.floor(t / 0.5) % 12 / 12)
         mono = 0.3 * np.sin(2 * np.pi * np.cumsum(pitch) / audio_rate) + 0.05 * rng.standard_normal(t.size)
         stereo = np.stack([mono, 0.8 * mono]).astype(np.float32)
@@ -175,7 +176,7 @@ def pytorchvideo_pass(cfg, source: Path, num_snippets: int, transform):
     from scipy.signal import resample_poly
 
     seconds, frames, rate = cfg.DATA.SNIPPET_SECONDS, cfg.DATA.SNIPPET_FRAMES, cfg.DATA.AUDIO_RATE
-    samples = int(round(seconds * rate))
+    samples = round(seconds * rate)
     subsample = UniformTemporalSubsample(frames)
     generator = torch.Generator().manual_seed(0)
 
@@ -197,6 +198,26 @@ def pytorchvideo_pass(cfg, source: Path, num_snippets: int, transform):
             if transform.jitter is not None:
                 x = transform.jitter.apply(x, params)
             transform.normalize(x)
+            transform.apply_audio(audio, params)
+
+    return one_pass
+
+
+def decoder_on_source_pass(cfg, source: Path, num_snippets: int, transform):
+    """(a2): on-the-fly decoding of the source with avplug's PyAV decoder (only the snippet's
+    frames are converted to RGB, audio resampled to DATA.AUDIO_RATE), then the same transforms."""
+    from registry import DECODERS
+
+    decoder = DECODERS.get("pyav")()
+    seconds, frames, fps, rate = cfg.DATA.SNIPPET_SECONDS, cfg.DATA.SNIPPET_FRAMES, cfg.DATA.FPS, cfg.DATA.AUDIO_RATE
+    generator = torch.Generator().manual_seed(0)
+
+    def one_pass():
+        for m in range(num_snippets):
+            video = decoder.read_video(str(source), m * seconds, frames, fps).permute(3, 0, 1, 2)
+            audio = decoder.read_audio(str(source), m * seconds, seconds, rate)[None]
+            params = transform.draw(video.shape, audio.shape, generator)
+            transform.apply_video(video, params)
             transform.apply_audio(audio, params)
 
     return one_pass
@@ -257,7 +278,7 @@ def machine_info() -> dict:
     ffmpeg = shutil.which("ffmpeg")
     ffmpeg_version = ""
     if ffmpeg:
-        first = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[:1]
+        first = subprocess.run([ffmpeg, "-version"], check=True, capture_output=True, text=True).stdout.splitlines()[:1]
         ffmpeg_version = re.sub(r"\s+Copyright.*", "", first[0]) if first else ""
     return {
         "cpu_model": model,
@@ -289,6 +310,7 @@ def per_core(cfg, source: Path, store: SnippetStore, min_seconds: float, k: int)
         video = store.video_path(title.title_id)
         results = {
             "a_pytorchvideo_source": measure("(a) pytorchvideo on the source", pytorchvideo_pass(cfg, source, n, transform), n, min_seconds),
+            "a2_avplug_decoder_source": measure("(a2) avplug PyAV decoder on the source", decoder_on_source_pass(cfg, source, n, transform), n, min_seconds),
             "b_avplug_store": measure("(b) avplug store, full transforms", store_pass(dataset, title.title_id, n, k), n, min_seconds),
             "b_raw_avplug_store_on_device_mode": measure("(b_raw) avplug store, ON_DEVICE fetch", store_pass(raw, title.title_id, n, k), n, min_seconds),
         }
@@ -412,7 +434,8 @@ def main(argv=None) -> dict:
         b = figures["b_avplug_store"]["snippets_per_cpu_s"]
         c = figures.get("c_ffmpeg_cli_store_decode", figures["c_pyav_store_decode"])["snippets_per_cpu_s"]
         result["per_core"] = figures
-        result["ratios"] = {"b_over_a": round(b / a, 2), "b_over_c": round(b / c, 3)}
+        a2 = figures["a2_avplug_decoder_source"]["snippets_per_cpu_s"]
+        result["ratios"] = {"b_over_a": round(b / a, 2), "b_over_a2": round(b / a2, 2), "b_over_c": round(b / c, 3)}
         if not args.no_loader:
             batch_size = max(ks)  # k = 1: one snippet from each of B distinct titles; k = B: one title
             if any(batch_size % k for k in ks) or loader_titles < batch_size // min(ks):

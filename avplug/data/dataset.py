@@ -19,7 +19,8 @@ import hashlib
 import logging
 import random
 from collections import defaultdict
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from avplug.data.errors import StoreError
 from avplug.data.index import TitleRecord
-from avplug.data.transforms import PretrainTransform, build_pretrain_transform, stack_params
+from avplug.data.transforms import (
+    PretrainTransform,
+    build_pretrain_transform,
+    stack_params,
+)
 
 _log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from pytorchvideo.transforms import Div255
@@ -74,8 +75,8 @@ def stack_params(params: Sequence[Params], device: torch.device | str | None = N
 def short_side_scaled_size(height: int, width: int, size: int) -> tuple[int, int]:
     """``(height, width)`` after :class:`ShortSideScale` ``(size)``, pytorchvideo's rounding."""
     if width < height:
-        return int(math.floor(height / width * size)), size
-    return size, int(math.floor(width / height * size))
+        return math.floor(height / width * size), size
+    return size, math.floor(width / height * size)
 
 
 class ShortSideScale(_PtvShortSideScale):
@@ -232,7 +233,7 @@ class RandomAxisDrop(RandomTransform):
     def draw(self, shape: Sequence[int], generator: torch.Generator | None = None) -> dict[str, Any]:
         axis = _randint(0, 1, generator)
         length = int(shape[-2] if axis == 0 else shape[-1])
-        width = _randint(0, int(math.floor(self.max_fraction * length)), generator)
+        width = _randint(0, math.floor(self.max_fraction * length), generator)
         return {"drop_axis": axis, "drop_start": _randint(0, length - width, generator), "drop_width": width}
 
     def apply_batch(self, x: torch.Tensor, params: BatchParams) -> torch.Tensor:

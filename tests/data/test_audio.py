@@ -69,7 +69,7 @@ def test_filterbank_is_librosa_slaney_and_not_in_state_dict():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(n_fft=512, hop_length=256, n_mels=300), "exceeds"), (dict(n_fft=1, hop_length=256, n_mels=4), "n_fft >= 2")],
+    [({"n_fft": 512, "hop_length": 256, "n_mels": 300}, "exceeds"), ({"n_fft": 1, "hop_length": 256, "n_mels": 4}, "n_fft >= 2")],
 )
 def test_rejects_impossible_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -33,7 +33,7 @@ class FakeStore:
         self.root = "/fake/store"
         self.titles = list(titles)
         self.snippet_frames, self.fps, self.short_side, self.audio_rate = frames, fps, short_side, audio_rate
-        self.samples_per_snippet = int(round(seconds * audio_rate))
+        self.samples_per_snippet = round(seconds * audio_rate)
         self.width = width
         self.video_reads: Counter[str] = Counter()
         self.audio_reads: Counter[str] = Counter()

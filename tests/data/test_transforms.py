@@ -186,7 +186,7 @@ def _worker_and_device(cfg_opts, shapes, samples):
     ids=["no-resize", "resize", "mixed-sizes"],
 )
 def test_device_path_equals_worker_path(opts, shapes):
-    worker, device, params = _worker_and_device(opts, shapes, 25600)
+    worker, device, _ = _worker_and_device(opts, shapes, 25600)
     assert device["title_id"] == [f"t{i}" for i in range(len(shapes))] and "aug" not in device
     assert device["video"].shape == (len(shapes), 3, 8, 56, 56)
     assert device["audio"].shape == (len(shapes), 1, 40, 101)
