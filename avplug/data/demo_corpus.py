@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import colorsys
 import csv
+import itertools
 import json
 import math
 import multiprocessing
@@ -82,7 +83,6 @@ import wave
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -91,8 +91,8 @@ from scipy import signal
 from tqdm import tqdm
 
 from avplug.data.demo_events import (
-    EVENT_CLASSES,
     EVENT_CLASS_NAMES,
+    EVENT_CLASSES,
     draw_disc,
     draw_ellipse,
     draw_rect,
@@ -103,11 +103,11 @@ from avplug.data.demo_events import (
 __all__ = [
     "BROKEN_REASONS",
     "DOWNSTREAM_CLASSES",
-    "DemoCorpus",
     "EVENT_CLASSES",
     "EVENT_CLASS_NAMES",
     "GENRES",
     "UCF_GROUPS",
+    "DemoCorpus",
     "generate_demo_corpus",
     "plan_demo_corpus",
 ]
@@ -116,13 +116,13 @@ GENRES: tuple[str, ...] = ("Drama", "Comedy", "Action", "Horror", "Thriller", "S
 
 # How genre shapes a title: scene length range (s), events per minute, and the colour grade.
 _GENRE_STYLE = {
-    "Drama": dict(scene=(8.0, 20.0), events_per_min=8, brightness=0.9, saturation=0.85, tint=(1.0, 1.0, 1.0)),
-    "Comedy": dict(scene=(5.0, 14.0), events_per_min=12, brightness=1.05, saturation=1.15, tint=(1.03, 1.02, 0.95)),
-    "Action": dict(scene=(3.0, 8.0), events_per_min=20, brightness=0.95, saturation=1.0, tint=(1.08, 1.0, 0.9)),
-    "Horror": dict(scene=(4.0, 14.0), events_per_min=8, brightness=0.7, saturation=0.6, tint=(0.9, 1.08, 0.95)),
-    "Thriller": dict(scene=(4.0, 12.0), events_per_min=12, brightness=0.75, saturation=0.8, tint=(0.95, 1.0, 1.08)),
-    "Sci-Fi": dict(scene=(5.0, 15.0), events_per_min=12, brightness=0.85, saturation=0.9, tint=(0.88, 1.0, 1.15)),
-    "Romance": dict(scene=(6.0, 18.0), events_per_min=6, brightness=1.0, saturation=1.05, tint=(1.12, 0.98, 0.92)),
+    "Drama": {"scene": (8.0, 20.0), "events_per_min": 8, "brightness": 0.9, "saturation": 0.85, "tint": (1.0, 1.0, 1.0)},
+    "Comedy": {"scene": (5.0, 14.0), "events_per_min": 12, "brightness": 1.05, "saturation": 1.15, "tint": (1.03, 1.02, 0.95)},
+    "Action": {"scene": (3.0, 8.0), "events_per_min": 20, "brightness": 0.95, "saturation": 1.0, "tint": (1.08, 1.0, 0.9)},
+    "Horror": {"scene": (4.0, 14.0), "events_per_min": 8, "brightness": 0.7, "saturation": 0.6, "tint": (0.9, 1.08, 0.95)},
+    "Thriller": {"scene": (4.0, 12.0), "events_per_min": 12, "brightness": 0.75, "saturation": 0.8, "tint": (0.95, 1.0, 1.08)},
+    "Sci-Fi": {"scene": (5.0, 15.0), "events_per_min": 12, "brightness": 0.85, "saturation": 0.9, "tint": (0.88, 1.0, 1.15)},
+    "Romance": {"scene": (6.0, 18.0), "events_per_min": 6, "brightness": 1.0, "saturation": 1.05, "tint": (1.12, 0.98, 0.92)},
 }
 
 # The event classes each stand-in uses (six each, as different taxonomies over one vocabulary).
@@ -268,7 +268,7 @@ def _plan_locations(rng: np.random.Generator, content: dict, hue: float, count: 
     """
     width, height = content["width"], content["height"]
     grade, lift = _grade_matrix(content["tint"])
-    bar = int(round(content["letterbox"] * height))
+    bar = round(content["letterbox"] * height)
 
     def frame(loc):
         img = _location_canvas(loc, width, height, 0) @ grade + lift
@@ -363,12 +363,12 @@ def _plan_title(seed: int, index: int, content: dict, title_id: str, show_id: st
     rng = _rng(seed, 2, index)
     fps, width, height = content["fps"], content["width"], content["height"]
     style = _GENRE_STYLE[content["genre"]]
-    num_frames = max(1, int(round(seconds * fps)))
+    num_frames = max(1, round(seconds * fps))
     duration = num_frames / fps
     bounds = _scene_bounds(rng, duration, *style["scene"])
-    frames = sorted({int(round(b * fps)) for b in bounds})
+    frames = sorted({round(b * fps) for b in bounds})
     scenes, prev_loc = [], -1
-    for f0, f1 in zip(frames[:-1], frames[1:]):
+    for f0, f1 in itertools.pairwise(frames):
         start, end = f0 / fps, f1 / fps
         choices = content["successors"][prev_loc] if prev_loc >= 0 else range(len(content["locations"]))
         loc = int(rng.choice(list(choices)))
@@ -637,7 +637,7 @@ class _Sprite:
     def paste(self, img: np.ndarray, x: float, y: float) -> tuple[int, int]:
         """Paste with the anchor at about ``(x, y)``; returns the whole-pixel anchor position used."""
         h, w = self.alpha.shape
-        x0, y0 = int(round(x - self.anchor[0])), int(round(y - self.anchor[1]))
+        x0, y0 = round(x - self.anchor[0]), round(y - self.anchor[1])
         ya, yb = max(y0, 0), min(y0 + h, img.shape[0])
         xa, xb = max(x0, 0), min(x0 + w, img.shape[1])
         if ya < yb and xa < xb:
@@ -651,9 +651,9 @@ def _character_sprite(ch: dict, unit: float) -> _Sprite:
     """The main character without its mouth (head, hair, optional hat, eyes, shoulders)."""
     s = ch["scale"] * unit
     rx, ry = ch["head_rx"] * unit, ch["head_ry"] * unit
-    width = int(math.ceil(2 * max(15 * s, 1.3 * rx))) + 4
-    top = int(math.ceil(1.6 * ry)) + 2
-    height = int(math.ceil(top + ry + 30 * s)) + 2
+    width = math.ceil(2 * max(15 * s, 1.3 * rx)) + 4
+    top = math.ceil(1.6 * ry) + 2
+    height = math.ceil(top + ry + 30 * s) + 2
     patch = np.zeros((height, width, 4), np.float32)
     x, y = width // 2, top
 
@@ -777,7 +777,7 @@ def _add_voice(out: np.ndarray, route: np.ndarray, ch: dict, syllables, sample_r
             r = math.exp(-math.pi * bandwidth / sample_rate)
             x = signal.lfilter([1.0 - r], [1.0, -2.0 * r * math.cos(2 * math.pi * freq / sample_rate), r * r], x)
         x *= ch["voice_level"] * np.sin(np.pi * tt / length) / (np.abs(x).max() + 1e-9)
-        a = int(round(start * sample_rate))
+        a = round(start * sample_rate)
         b = min(a + m, n)
         if a < b:
             out[:, a:b] += route[:, None] * x[: b - a].astype(np.float32)
@@ -820,7 +820,7 @@ def _route(matrix: np.ndarray, channels: int) -> np.ndarray:
 def _mix_title_audio(plan: dict, content: dict) -> np.ndarray:
     """The title's sound track, ``(channels, samples)`` float32 in ffmpeg's layout order."""
     sr, channels = plan["sample_rate"], plan["channels"]
-    n = int(round(plan["duration"] * sr))
+    n = round(plan["duration"] * sr)
     out = np.zeros((channels, n), np.float32)
     r_amb, r_event = _route(_ROUTE_AMBIENT, channels), _route(_ROUTE_EVENT, channels)
     r_voice, r_theme = _route(_ROUTE_VOICE[:, None], channels)[:, 0], _route(_ROUTE_THEME[:, None], channels)[:, 0]
@@ -828,20 +828,20 @@ def _mix_title_audio(plan: dict, content: dict) -> np.ndarray:
     theme = _theme(content["theme"], sr)
     for scene in plan["scenes"]:
         rng = np.random.default_rng(scene["noise_seed"])
-        a, b = int(round(scene["start"] * sr)), int(round(scene["end"] * sr))
+        a, b = round(scene["start"] * sr), round(scene["end"] * sr)
         amb = _ambient(content["locations"][scene["location"]]["ambient"], b - a, sr, rng, bass=content["eq_bass"])
         out[:, a:b] += r_amb @ amb
         if scene["character"] is not None:
             _add_voice(out, r_voice, content["character"], scene["character"]["syllables"], sr)
         for ev in scene["events"]:
             mono, pan = event_class(ev["class"]).sound(ev, sr)
-            s = int(round(ev["start"] * sr))
+            s = round(ev["start"] * sr)
             e = min(s + len(mono), n)
             left, right = pan_gains(pan)
             sources = np.stack([mono * left, mono * right, signal.sosfilt(lfe_filter, mono)])[:, : e - s]
             out[:, s:e] += r_event @ sources.astype(np.float32)
         for start in scene["themes"]:
-            s = int(round(start * sr))
+            s = round(start * sr)
             e = min(s + len(theme), n)
             out[:, s:e] += r_theme[:, None] * theme[: e - s]
     hum_t = 2 * np.pi * content["hum_hz"] * np.arange(n) / sr
@@ -921,7 +921,7 @@ def _render_title(root: Path, plan: dict, content: dict) -> int:
         return path.stat().st_size
     width, height, fps = plan["width"], plan["height"], plan["fps"]
     unit = height / 120.0
-    margin = int(round(24 * unit))
+    margin = round(24 * unit)
     audio = _mix_title_audio(plan, content) if plan["audio"] else None
     writer = _MediaWriter(
         path, video_codec="libx264", width=width, height=height, fps=fps,
@@ -932,7 +932,7 @@ def _render_title(root: Path, plan: dict, content: dict) -> int:
     canvases: dict[int, np.ndarray] = {}
     grade, lift = _grade_matrix(content["tint"])
     sprite = _character_sprite(content["character"], unit)
-    bar = int(round(content["letterbox"] * height))
+    bar = round(content["letterbox"] * height)
     sr = plan["sample_rate"]
     audio_pos = 0
     for scene in plan["scenes"]:
@@ -958,7 +958,7 @@ def _render_title(root: Path, plan: dict, content: dict) -> int:
                 img[height - bar :] = 0.0
             writer.add_frame(_to_uint8(img))
             if audio is not None:
-                upto = min(int(round((f + 1) / fps * sr)), audio.shape[1])
+                upto = min(round((f + 1) / fps * sr), audio.shape[1])
                 if upto - audio_pos >= sr or f == plan["num_frames"] - 1:
                     writer.add_audio(audio[:, audio_pos:upto])
                     audio_pos = upto
@@ -976,10 +976,10 @@ def _render_clip_audio(clip: dict, ambient: dict, sample_rate: int, seconds: flo
     """A stand-in clip's sound, ``(channels, samples)`` float32: the event (starting at ``offset``
     seconds, panned when stereo) over the setting's ambient noise, scaled to ``peak`` when given
     (else only limited to 0.89)."""
-    n = int(round(seconds * sample_rate))
+    n = round(seconds * sample_rate)
     out = _ambient(ambient, n, sample_rate, np.random.default_rng(clip["noise_seed"]), channels=channels)
     mono, pan = event_class(clip["event"]["class"]).sound(clip["event"], sample_rate)
-    start = int(round(offset * sample_rate))
+    start = round(offset * sample_rate)
     stop = min(start + len(mono), n)
     if channels == 2:
         left, right = pan_gains(pan)
@@ -1004,10 +1004,10 @@ def _render_video_clip(root: Path, clip: dict) -> int:
                           audio_codec="mp2", sample_rate=sr, channels=channels,
                           audio_bitrate=32_000 * channels)
     unit = height / 120.0
-    canvas = _location_canvas(clip["setting"], width, height, int(round(24 * unit)))
+    canvas = _location_canvas(clip["setting"], width, height, round(24 * unit))
     ev = clip["event"]
     cls = event_class(ev["class"])
-    for f in range(int(round(DOWNSTREAM_SECONDS * fps))):
+    for f in range(round(DOWNSTREAM_SECONDS * fps)):
         t = f / fps
         img = _pan_window(canvas, width, clip["setting"]["pan_speed"], clip["pan_offset"], t).copy()
         if t < ev["duration"]:

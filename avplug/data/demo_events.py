@@ -45,20 +45,20 @@ from __future__ import annotations
 import colorsys
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import signal
 
 __all__ = [
-    "AVEventClass",
     "EVENT_CLASSES",
     "EVENT_CLASS_NAMES",
-    "event_class",
+    "AVEventClass",
     "draw_disc",
     "draw_ellipse",
     "draw_rect",
     "draw_segment",
+    "event_class",
     "pan_gains",
 ]
 
@@ -71,8 +71,8 @@ Color = Sequence[float]
 def _box(img: np.ndarray, x0: float, y0: float, x1: float, y1: float):
     """Integer bounding box of ``[x0, x1] x [y0, y1]`` clipped to the canvas, or None if empty."""
     h, w = img.shape[:2]
-    xa, xb = max(int(math.floor(x0)), 0), min(int(math.ceil(x1)) + 1, w)
-    ya, yb = max(int(math.floor(y0)), 0), min(int(math.ceil(y1)) + 1, h)
+    xa, xb = max(math.floor(x0), 0), min(math.ceil(x1) + 1, w)
+    ya, yb = max(math.floor(y0), 0), min(math.ceil(y1) + 1, h)
     if xa >= xb or ya >= yb:
         return None
     return ya, yb, xa, xb
@@ -153,7 +153,7 @@ def pan_gains(pan: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
 
 def _add_at(buf: np.ndarray, start_s: float, sig: np.ndarray, sample_rate: int) -> None:
     """Mix ``sig`` into ``buf`` starting at ``start_s`` seconds (clipped to the buffer)."""
-    start = int(round(start_s * sample_rate))
+    start = round(start_s * sample_rate)
     if start >= len(buf) or start + len(sig) <= 0:
         return
     a, b = max(start, 0), min(start + len(sig), len(buf))
@@ -262,11 +262,11 @@ class AVEventClass:
     # helpers shared by subclasses
     @staticmethod
     def _n(p: dict, sample_rate: int) -> int:
-        return int(round(p["duration"] * sample_rate))
+        return round(p["duration"] * sample_rate)
 
     @staticmethod
     def _times(p: dict, sample_rate: int) -> np.ndarray:
-        return np.arange(int(round(p["duration"] * sample_rate))) / sample_rate
+        return np.arange(round(p["duration"] * sample_rate)) / sample_rate
 
     @staticmethod
     def _pan_x(x, width: float):

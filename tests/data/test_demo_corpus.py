@@ -24,7 +24,7 @@ from avplug.data.demo_corpus import (
 )
 from avplug.data.demo_events import EVENT_CLASS_NAMES, EVENT_CLASSES, event_class
 
-SIZES = dict(num_movies=2, num_shows=1, episodes_per_show=2, title_seconds=8.0)
+SIZES = {"num_movies": 2, "num_shows": 1, "episodes_per_show": 2, "title_seconds": 8.0}
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +65,9 @@ def _onsets_from_energy(x: np.ndarray, rate: int, ratio: float = 4.0, floor: flo
     history = 10
     hits = []
     for i in range(history, len(energy)):
-        if energy[i] > floor * energy.max() and energy[i] > ratio * energy[i - history : i - 1].mean():
-            if not hits or i - hits[-1] > 16:  # one hit per sound (40 ms)
-                hits.append(i)
+        loud = energy[i] > floor * energy.max() and energy[i] > ratio * energy[i - history : i - 1].mean()
+        if loud and (not hits or i - hits[-1] > 16):  # one hit per sound (40 ms)
+            hits.append(i)
     return np.array(hits) * hop / rate
 
 
@@ -75,7 +75,7 @@ def _rise(x: np.ndarray, rate: int, t: float) -> float:
     """Energy in the 10 ms from ``t`` over the energy from 25 ms to 3 ms before ``t``: large exactly
     when a sound starts at ``t`` (a sound 5 ms late or early gives about 1)."""
     def energy(a, b):
-        return float(np.mean(x[int(round(a * rate)) : int(round(b * rate))].astype(np.float64) ** 2)) + 1e-12
+        return float(np.mean(x[round(a * rate) : round(b * rate)].astype(np.float64) ** 2)) + 1e-12
 
     return energy(t, t + 0.010) / energy(t - 0.025, t - 0.003)
 
@@ -184,10 +184,9 @@ def test_broken_files_are_really_broken(corpus, manifest):
         assert len(c.streams.video) == 1 and len(c.streams.audio) == 0
         assert sum(1 for _ in c.decode(video=0)) > 0
 
-    with pytest.raises(av.FFmpegError):
-        with av.open(str(broken["truncated"])) as c:
-            for _ in c.decode(video=0):
-                pass
+    with pytest.raises(av.FFmpegError), av.open(str(broken["truncated"])) as c:
+        for _ in c.decode(video=0):
+            pass
     assert broken["truncated"].stat().st_size > 1000  # half a file, not an empty one
 
     with pytest.raises(av.FFmpegError):
@@ -233,7 +232,7 @@ def test_ucf101_layout_and_split_rule(corpus):
     per_class = Counter(p.split("/")[0] for p in on_disk)
     assert set(per_class) == set(names) and min(per_class.values()) >= 12
     assert {int(pattern.fullmatch(p)["g"]) for p in on_disk} == set(range(1, UCF_GROUPS + 1))
-    with av.open(str(root / "UCF-101" / sorted(on_disk)[0])) as c:
+    with av.open(str(root / "UCF-101" / min(on_disk))) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
         assert (v.width, v.height, a.rate, a.channels) == (160, 120, 44100, 2)
         assert sum(1 for _ in c.decode(v)) == 100  # 4 s at 25 fps
@@ -320,7 +319,7 @@ def test_esc50_clip_sound_has_the_planned_onsets(corpus, manifest):
 # Determinism.
 # ---------------------------------------------------------------------------------------------
 def test_same_seed_same_content_other_seed_different(tmp_path):
-    tiny = dict(num_movies=1, num_shows=0, title_seconds=4.0, downstream=False, broken=False, workers=1, progress=False)
+    tiny = {"num_movies": 1, "num_shows": 0, "title_seconds": 4.0, "downstream": False, "broken": False, "workers": 1, "progress": False}
     runs = [generate_demo_corpus(tmp_path / name, seed=seed, **tiny) for name, seed in (("a", 0), ("b", 0), ("c", 1))]
     manifests = [json.loads(r.manifest_json.read_text()) for r in runs]
     assert manifests[0] == manifests[1] and manifests[0]["titles"] != manifests[2]["titles"]
