@@ -201,8 +201,9 @@ def _encode_store_video(path: str, fps: float, width: int, height: int, gop: int
 class _TitleWriter:
     """One pass over a source: selects, scales and encodes video frames; resamples audio."""
 
-    def __init__(self, entry: dict, spec: StoreSpec, out_dir: str) -> None:
+    def __init__(self, entry: dict, spec: StoreSpec, out_dir: str, decode_threads: int = 1) -> None:
         self.entry, self.spec, self.out_dir = entry, spec, out_dir
+        self.decode_threads = max(1, int(decode_threads))
         self.path = entry["path"]
         self.num_snippets = math.floor(float(entry["duration_s"]) / spec.snippet_seconds + 1e-9)
         if self.num_snippets < 1:
@@ -224,11 +225,13 @@ class _TitleWriter:
             with open_media(self.path) as src:
                 vs = _best(src, "video", self.path)
                 as_ = _best(src, "audio", self.path)
-                vs.codec_context.thread_type = "AUTO"
+                if self.decode_threads > 1:
+                    vs.codec_context.thread_type = "AUTO"
+                vs.codec_context.thread_count = self.decode_threads
                 resampler = MonoResampler(spec.audio_rate)
                 placer = AudioPlacer(audio, self.origin, spec.audio_rate)
                 self._j = 0  # next output frame
-                self._cur = None  # (source time, scaled frame) displayed now
+                self._cur = None  # [source frame, its scaled copy or None]: the frame displayed now
                 audio_going = True
                 try:
                     for packet in src.demux(vs, as_):
@@ -254,7 +257,7 @@ class _TitleWriter:
                 if self._cur is None:
                     raise MediaError(self.path, "no video frame decodes")
                 while self._j < self.total_frames:  # the source ended a little early: hold the last frame
-                    self._emit(self._cur[1], out, ostream)
+                    self._emit(self._shown(), out, ostream)
                 if placer.written == 0:
                     raise MediaError(self.path, "no audio sample decodes")
             for packet in ostream.encode():
@@ -286,12 +289,19 @@ class _TitleWriter:
             return
         t -= self.origin
         spec = self.spec
-        # every output frame whose time precedes this frame shows the frame before it
+        # every output frame whose time precedes this frame shows the frame before it (the first
+        # frame, if none came before); only frames that are shown get scaled
         while self._j < self.total_frames and t > self._j / spec.fps + TIME_EPS:
-            shown = self._cur[1] if self._cur is not None else self._scale(frame)
-            self._emit(shown, out, ostream)
+            if self._cur is None:
+                self._cur = [frame, None]
+            self._emit(self._shown(), out, ostream)
         if self._j < self.total_frames:
-            self._cur = (t, self._scale(frame))
+            self._cur = [frame, None]
+
+    def _shown(self):
+        if self._cur[1] is None:
+            self._cur[1] = self._scale(self._cur[0])
+        return self._cur[1]
 
 
 def verify_store_video(path: str, expected_frames: int, gop: int) -> dict:
@@ -315,8 +325,9 @@ def verify_store_video(path: str, expected_frames: int, gop: int) -> dict:
     return {"time_base": time_base, "keyframe_pts": pts, "keyframe_pos": positions}
 
 
-def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec) -> dict:
-    """Write one catalog title into ``store_dir``; returns its status.
+def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec, decode_threads: int = 1) -> dict:
+    """Write one catalog title into ``store_dir`` (decoding the source with ``decode_threads``
+    FFmpeg threads); returns its status.
 
     ``{"title_id", "status": "done" | "skipped" | "failed", "seconds": source seconds,
     "reason"}``.  Never raises for a broken title: the failure is recorded in
@@ -335,7 +346,7 @@ def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec) -> dict:
     os.makedirs(tmp)
     t0 = time.time()
     try:
-        writer = _TitleWriter(entry, spec, tmp)
+        writer = _TitleWriter(entry, spec, tmp, decode_threads)
         stats = writer.write()
         video = os.path.join(tmp, VIDEO_FILE)
         keyframes = verify_store_video(video, writer.total_frames, spec.snippet_frames)
@@ -462,6 +473,7 @@ def preprocess(
     todo = [e for e in mine if not os.path.isfile(os.path.join(store_dir, TITLES_DIR, title_dir_name(e["title_id"]), META_FILE))]
     skipped = len(mine) - len(todo)
     workers = resolve_workers(workers)
+    threads = max(1, resolve_workers(0) // max(1, min(workers, len(todo) or 1)))  # source decoding threads per title
     logger.info(
         "preprocess: shard %d/%d: %d titles, %d already done, %d to write with %d workers -> %s",
         shard, num_shards, len(mine), skipped, len(todo), workers, store_dir,
@@ -485,10 +497,10 @@ def preprocess(
     try:
         if workers <= 1 or len(todo) <= 1:
             for e in todo:
-                account(preprocess_title(e, store_dir, spec))
+                account(preprocess_title(e, store_dir, spec, threads))
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=pool_context()) as pool:
-                futures = [pool.submit(preprocess_title, e, store_dir, spec) for e in todo]
+                futures = [pool.submit(preprocess_title, e, store_dir, spec, threads) for e in todo]
                 for fut in as_completed(futures):
                     account(fut.result())
     finally:
