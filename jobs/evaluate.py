@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import submitit
 from fvcore.common.config import CfgNode
@@ -105,7 +106,7 @@ def submit_evaluation(cfg: CfgNode, args: argparse.Namespace, *, weights: str, s
     run_cfg.freeze()
     out = Path(run_cfg.OUTPUT_DIR)
     opts = slurm.resolve_slurm_options(cfg, args)
-    resources = dict(nodes=1, ntasks_per_node=1, gpus_per_node=1 if opts.gpus_per_node else 0)
+    resources = {"nodes": 1, "ntasks_per_node": 1, "gpus_per_node": 1 if opts.gpus_per_node else 0}
 
     if getattr(args, "dry_run", False):
         setup = snapshot.python_path_setup(snapshot.snapshot_dir(out))

@@ -153,7 +153,7 @@ def submit_preprocess_array(cfg: CfgNode, args: argparse.Namespace, *, catalog_d
     opts = slurm.resolve_slurm_options(cfg, args)
     workers = args.workers if getattr(args, "workers", None) is not None else cfg.DATA.PREPROCESS_WORKERS
     logs = _logs_dir(store_dir)
-    opts_cpu = dict(nodes=1, ntasks_per_node=1, gpus_per_node=0)
+    opts_cpu = {"nodes": 1, "ntasks_per_node": 1, "gpus_per_node": 0}
 
     if getattr(args, "dry_run", False):
         setup = snapshot.python_path_setup(snapshot.snapshot_dir(logs))

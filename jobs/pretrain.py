@@ -35,7 +35,11 @@ class PretrainJob(submitit.helpers.Checkpointable):
         from avplug.engine import distributed as du
         from avplug.engine.train import run_pretraining
         from avplug.plugins import setup_plugins
-        from jobs.slurm import check_code_snapshot, export_torch_distributed_env, guard_signal_handlers
+        from jobs.slurm import (
+            check_code_snapshot,
+            export_torch_distributed_env,
+            guard_signal_handlers,
+        )
 
         guard_signal_handlers()
         check_code_snapshot()

@@ -34,9 +34,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 from fvcore.common.config import CfgNode
 
@@ -214,7 +215,7 @@ def slurm_available() -> bool:
     if not (shutil.which("sbatch") and shutil.which("scontrol")):
         return False
     try:
-        out = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and "UP" in out.stdout
@@ -235,7 +236,7 @@ def node_address(node: str) -> str:
     except OSError:
         pass
     try:
-        out = subprocess.run(["scontrol", "show", "node", "-o", node], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(["scontrol", "show", "node", "-o", node], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SlurmError(f"node {node!r} does not resolve and scontrol could not be asked ({exc})") from exc
     match = re.search(r"\bNodeAddr=(\S+)", out.stdout)
@@ -321,7 +322,7 @@ class JobState:
 
 def _scontrol_states(job_id: str) -> list[JobState] | None:
     try:
-        out = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode:
@@ -336,7 +337,7 @@ def _scontrol_states(job_id: str) -> list[JobState] | None:
 
 def _sacct_states(job_id: str) -> list[JobState] | None:
     try:
-        out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "State", "-j", str(job_id)], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "State", "-j", str(job_id)], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     words = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]

@@ -21,12 +21,14 @@ are one replica per shard / split, with the last replica to finish writing the i
 (TorchX has no job dependencies).  For preemption-safe multi-node pretraining that requeues
 itself, prefer ``tools/launch.py --slurm`` (submitit); see docs/cluster.md.
 """
-# No "from __future__ import annotations": TorchX decodes the flags from the real annotations.
+# ruff: noqa: UP006, UP035, UP045
+# typing-module annotations and no "from __future__ import annotations": TorchX 0.7 reads the
+# flags from these annotations and understands Optional[List[str]], not list[str] | None.
 import shlex
 import sys
 from typing import Dict, List, Optional
 
-import torchx.specs as specs
+from torchx import specs
 
 _PYTHON = sys.executable
 

@@ -23,7 +23,7 @@ def _slurm_problem() -> str | None:
         if not slurm_available():
             _STATUS["problem"] = "no Slurm controller answers here (start one with: sudo scripts/slurm_local.sh start)"
         else:
-            out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30)
+            out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30, check=False)
             usable = [line.split()[0] for line in out.stdout.splitlines() if line.split()[1].rstrip("*") in ("idle", "alloc", "mix", "comp")]
             _STATUS["problem"] = None if len(usable) >= 2 else f"the Slurm cluster needs two usable nodes, sinfo says: {out.stdout.strip()!r}"
     return _STATUS["problem"]
@@ -46,16 +46,28 @@ def shared_tmp(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _release(job_id: str) -> None:
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True, text=True, timeout=30)
+def _release(job_id: str, timeout_s: float = 120.0) -> None:
+    import time
+
+    from jobs.slurm import TERMINAL_STATES, job_state
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = job_state(job_id)
+        if state is None or state.state == "RUNNING" or state.state in TERMINAL_STATES:
+            return
+        if state.state == "PENDING":  # while still COMPLETING, Slurm would reset the begin time
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True, text=True, timeout=30, check=False)
+        time.sleep(1.0)
+    raise AssertionError(f"requeued Slurm job {job_id} did not start again within {timeout_s:.0f} s")
 
 
 @pytest.fixture
 def release_requeued():
-    """``release(job_id)``: let a requeued job start now instead of after Slurm's requeue delay.
+    """``release(job_id)``: wait for a requeued job to start again, without Slurm's requeue delay.
 
-    Slurm holds a requeued batch job for about two minutes (pending, reason BeginTime); tests
-    call this once they see that state rather than wait it out.
+    Slurm holds a requeued batch job for about two minutes (PENDING, reason BeginTime); tests set
+    its start time to now once it is pending rather than wait that out.
     """
     return _release
 

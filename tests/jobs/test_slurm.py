@@ -137,7 +137,7 @@ def test_a_job_imports_from_its_snapshot_even_when_run_from_the_checkout(tmp_pat
 
 
 def test_project_snapshot_holds_the_packages_a_job_imports():
-    root, files = snapshot.source_files()
+    _, files = snapshot.source_files()
     for needed in ("avplug/__init__.py", "registry/__init__.py", "jobs/slurm.py", "jobs/pretrain.py", "setup.cfg"):
         assert needed in files
 
