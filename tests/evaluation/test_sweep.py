@@ -206,7 +206,7 @@ class FakeStages:
         return summary
 
     def kwargs(self):
-        return dict(pretrain=self.pretrain, discrepancy=self.discrepancy, evaluate=self.evaluate, device="cpu")
+        return {"pretrain": self.pretrain, "discrepancy": self.discrepancy, "evaluate": self.evaluate, "device": "cpu"}
 
 
 def _plan(tmp_path, evals):
