@@ -455,7 +455,8 @@ def update_sweep_record(sweep_dir: str | os.PathLike, runs: Sequence[Mapping[str
             )
         if old is None:
             record["runs"].append(dict(run))
-        else:
+        else:  # same run: the new entry (evaluation recipes, validity) replaces the old in place
+            old.clear()
             old.update(run)
     record["notes"] = list(dict.fromkeys(list(record.get("notes", [])) + list(notes)))
     record["updated"] = _now()

@@ -132,6 +132,9 @@ def test_plan_runs_records_invalid_points_and_goes_on(tmp_path):
     recorded = sw.update_sweep_record(tmp_path, more)
     assert [r["name"] for r in recorded] == ["random_init", "k8_w0"] and recorded[0]["evals"] == []
     assert len(sw.read_sweep_record(tmp_path)["runs"]) == 5
+    # validity follows the latest request (here: the world size that the batch must divide)
+    assert sw.update_sweep_record(tmp_path, sw.plan_runs([sw.sampler_point(8)], cfg_file=DEMO, evals=[], world_size=8))[1]["status"] == "invalid"
+    assert "status" not in sw.update_sweep_record(tmp_path, more)[1]
     # the same name with other settings is refused
     other = sw.plan_runs([sw.sampler_point(8)], cfg_file=DEMO, opts=["SEED", "3"], baseline=False)
     with pytest.raises(SweepError, match="k8_w0.*other settings"):
