@@ -63,6 +63,19 @@ Determinism: the whole plan (``manifest.json``) is a pure function of the argume
 uses no other randomness, so the same seed gives the same decoded frames and samples (the encoders
 run single-threaded per file).
 
+API:
+
+* ``generate_demo_corpus(out_dir, *, seed=0, num_movies=6, num_shows=2, episodes_per_show=3,
+  title_seconds=60.0, downstream=True, broken=True, workers=None, progress=True) -> DemoCorpus``
+  plans, renders in ``workers`` processes (default: the usable cores) with a tqdm bar, and writes
+  the sidecars; :class:`DemoCorpus` holds the paths.
+* ``plan_demo_corpus(**same sizes) -> dict``: the manifest alone (no files), e.g. to inspect the
+  scenes or the events a seed gives.  ``manifest["titles"][i]["scenes"][j]["events"]`` are the
+  event plans of :mod:`avplug.data.demo_events` (event-relative ``onsets``) plus their absolute
+  ``start`` in the title.
+* :data:`EVENT_CLASSES` (re-exported), :data:`GENRES`, :data:`DOWNSTREAM_CLASSES` (the event classes
+  of each stand-in), :data:`BROKEN_REASONS`.
+
 Typical use::
 
     corpus = generate_demo_corpus("output/demo/corpus", seed=0)
@@ -711,7 +724,8 @@ def _draw_logo(img: np.ndarray, logo: dict, unit: float) -> None:
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
-    np.clip(img, 0.0, 1.0, out=img)
+    np.maximum(img, 0.0, out=img)
+    np.minimum(img, 1.0, out=img)
     img *= 255.0
     img += 0.5
     return img.astype(np.uint8)
@@ -729,15 +743,16 @@ def _ambient(amb: dict, n: int, sample_rate: int, rng: np.random.Generator, chan
     if n == 0:
         return np.zeros((channels, 0), np.float32)
     n_fft = sp_fft.next_fast_len(n, real=True)
-    freqs = np.maximum(sp_fft.rfftfreq(n_fft, 1.0 / sample_rate), 20.0)
-    shape = (freqs / 1000.0) ** (-amb["tilt"] / 2.0)
-    shape *= 1.0 + amb["peak_gain"] * np.exp(-0.5 * (np.log2(freqs / amb["peak_hz"]) / amb["peak_octaves"]) ** 2)
-    shape /= 1.0 + (freqs / amb["cutoff_hz"]) ** 4
-    shape *= 1.0 + bass / (1.0 + (freqs / 200.0) ** 4)
+    f = np.maximum(sp_fft.rfftfreq(n_fft, 1.0 / sample_rate).astype(np.float32), np.float32(20.0))
+    octaves = np.log2(f / np.float32(amb["peak_hz"])) / np.float32(amb["peak_octaves"])
+    shape = (f / np.float32(1000.0)) ** np.float32(-amb["tilt"] / 2.0)
+    shape *= 1.0 + np.float32(amb["peak_gain"]) * np.exp(np.float32(-0.5) * octaves * octaves)
+    shape /= 1.0 + (f / np.float32(amb["cutoff_hz"])) ** 4
+    shape *= 1.0 + np.float32(bass) / (1.0 + (f / np.float32(200.0)) ** 4)
     spectrum = sp_fft.rfft(rng.standard_normal((channels, n_fft), dtype=np.float32), axis=1)
-    spectrum *= shape.astype(np.float32)
+    spectrum *= shape
     noise = sp_fft.irfft(spectrum, n=n_fft, axis=1)[:, :n]
-    noise *= np.float32(amb["level"] / (np.sqrt(np.mean(noise.astype(np.float64) ** 2)) + 1e-12))
+    noise *= np.float32(amb["level"] / (np.sqrt(np.mean(np.square(noise))) + 1e-12))
     if amb["crackle_rate"] > 0:  # sparse clicks (rain, fire, static)
         click = _crackle(sample_rate)
         for c in range(channels):
@@ -942,14 +957,15 @@ def _render_title(root: Path, plan: dict, content: dict) -> int:
         canvas = canvases[scene["location"]]
         scene_ch = scene["character"]
         syllables = np.asarray(scene_ch["syllables"], dtype=np.float64).reshape(-1, 3) if scene_ch else None
+        events = [(event_class(ev["class"]), ev, ev["start"], ev["start"] + ev["duration"]) for ev in scene["events"]]
         for f in range(scene["start_frame"], scene["end_frame"]):
             t = f / fps
             img = _pan_window(canvas, width, loc["pan_speed"], scene["pan_offset"], t - scene["start"]).copy()
             if scene_ch is not None:
                 _draw_character(img, sprite, content["character"], scene_ch, syllables, t, unit)
-            for ev in scene["events"]:
-                if ev["start"] <= t < ev["start"] + ev["duration"]:
-                    event_class(ev["class"]).draw(img, t - ev["start"], ev)
+            for cls, ev, begin, end in events:
+                if begin <= t < end:
+                    cls.draw(img, t - begin, ev)
             img = img @ grade + lift
             if content["logo"] is not None:
                 _draw_logo(img, content["logo"], unit)
