@@ -258,13 +258,18 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
+        """The table in Markdown: ``|`` inside cells escaped, numeric columns right-aligned."""
         lines = [f"**{self.title}**", ""]
         if not self.rows:
             lines.append("_(no runs)_")
         else:
-            lines.append("| " + " | ".join(self.columns) + " |")
-            lines.append("| " + " | ".join("---" if i == 0 else "---:" for i in range(len(self.columns))) + " |")
-            lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+            def cells(values: Sequence[str]) -> str:
+                return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
+
+            numeric = [all(_is_number(row[i]) for row in self.rows) for i in range(len(self.columns))]
+            lines.append(cells(self.columns))
+            lines.append("| " + " | ".join("---:" if n else "---" for n in numeric) + " |")
+            lines += [cells(row) for row in self.rows]
         if self.notes:
             lines.append("")
             lines += [f"- {n}" for n in self.notes]
@@ -276,6 +281,17 @@ class Table:
         writer.writerow(self.csv_columns)
         writer.writerows(self.csv_rows)
         return buf.getvalue()
+
+
+def _is_number(cell: str) -> bool:
+    """A cell showing a number ("62.92", "89.00 ± 1.41") or a missing one ("-")."""
+    if cell == MISSING:
+        return True
+    try:
+        float(cell.split(" ")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _w_label(run: RunInfo) -> str:
@@ -401,8 +417,8 @@ def runs_table(runs: Sequence[RunInfo]) -> Table:
         loss = r.final_loss
         table.rows.append([
             r.name, r.status, MISSING if r.baseline else _k_label(r), MISSING if r.baseline else _w_label(r),
-            r.sampler or MISSING, MISSING if r.sigma is None else f"{r.sigma:g}",
-            "unnormalized" if not r.normalized else f"{r.tau:g}" if r.tau is not None else MISSING,
+            MISSING if r.baseline else r.sampler or MISSING, MISSING if r.sigma is None or r.baseline else f"{r.sigma:g}",
+            MISSING if r.baseline else "unnormalized" if not r.normalized else f"{r.tau:g}" if r.tau is not None else MISSING,
             MISSING if r.steps is None else str(r.steps), MISSING if loss is None else f"{loss:.4f}",
             *[MISSING if d.get(m) is None else f"{d[m]:.4f}" for m in MEASURES], *[a[0] for a in accs],
         ])
