@@ -18,7 +18,8 @@ Figures are snippets per CPU-second of the pinned process (robust when other pro
 machine) and per wall-second.  Then an end-to-end mode: a DataLoader with N workers fed by the
 HierarchicalSampler's batches with k = 1 (every snippet from another title) and k = 16 (16
 snippets per title), over titles long enough for k = 16, to show the I/O locality that
-``__getitems__`` exploits, as throughput vs worker count.
+``__getitems__`` exploits, as throughput vs worker count (wall clock), and the fetch path alone on
+those batches per core (CPU time).
 
 The source is generated with PyAV unless ``--source`` is given: 1080p H.264 (x264 defaults:
 B-frames, keyframes at scene cuts, at most 10 s apart) with stereo AAC at 48 kHz, a panning
@@ -325,18 +326,46 @@ def per_core(cfg, source: Path, store: SnippetStore, min_seconds: float, k: int)
     return results
 
 
+def _loader_cfg(cfg, k: int, batch_size: int, workers: int):
+    run_cfg = cfg.clone()
+    run_cfg.defrost()
+    run_cfg.SAMPLER.NAME = "HierarchicalSampler"
+    run_cfg.SAMPLER.K = k
+    run_cfg.SAMPLER.WINDOW = 0
+    run_cfg.SOLVER.BATCH_SIZE = batch_size
+    run_cfg.DATA.NUM_WORKERS = workers
+    run_cfg.freeze()
+    return run_cfg
+
+
+def fetch_locality(cfg, store: SnippetStore, ks: list[int], batch_size: int, max_batches: int, min_seconds: float) -> dict:
+    """Per core: ``__getitems__`` on the sampler's batches for each k (CPU time, pinned)."""
+    all_cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(all_cpus)})
+    try:
+        out = {}
+        for k in ks:
+            run_cfg = _loader_cfg(cfg, k, batch_size, 0)
+            sampler = build_sampler(run_cfg, store.titles, world_size=1, rank=0)
+            sampler.set_epoch(0)
+            batches = [[(t, int(i)) for t, i in batch] for _, batch in zip(range(max_batches), sampler)]
+            dataset = PretrainDataset(run_cfg, store)
+
+            def one_pass(batches=batches, dataset=dataset):
+                for batch in batches:
+                    dataset.__getitems__(batch)
+
+            out[f"k{k}"] = measure(f"fetch k={k}, batch {batch_size}", one_pass, len(batches) * batch_size, min_seconds)
+        return out
+    finally:
+        os.sched_setaffinity(0, all_cpus)
+
+
 def loader_mode(cfg, store: SnippetStore, ks: list[int], workers: list[int], batch_size: int, max_batches: int) -> list[dict]:
     rows = []
     for k in ks:
         for w in workers:
-            run_cfg = cfg.clone()
-            run_cfg.defrost()
-            run_cfg.SAMPLER.NAME = "HierarchicalSampler"
-            run_cfg.SAMPLER.K = k
-            run_cfg.SAMPLER.WINDOW = 0
-            run_cfg.SOLVER.BATCH_SIZE = batch_size
-            run_cfg.DATA.NUM_WORKERS = w
-            run_cfg.freeze()
+            run_cfg = _loader_cfg(cfg, k, batch_size, w)
             sampler = build_sampler(run_cfg, store.titles, world_size=1, rank=0)
             sampler.set_epoch(0)
             loader = build_pretrain_loader(run_cfg, PretrainDataset(run_cfg, store), sampler)
@@ -449,6 +478,7 @@ def main(argv=None) -> dict:
                     make_source(path, title_seconds, *((128, 72) if q else (640, 360)), seed=100 + i, preset="ultrafast")
                 sources.append(path)
             loader_store = build_store(cfg, sources, work, "loader", prep_workers)
+            result["fetch_per_core_by_k"] = fetch_locality(cfg, loader_store, ks, batch_size, loader_batches, min_seconds)
             result["loader"] = loader_mode(cfg, loader_store, ks, workers, batch_size, loader_batches)
         result["total_wall_s"] = round(time.perf_counter() - t0, 1)
     finally:

@@ -40,7 +40,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from pytorchvideo.transforms import Div255
 from pytorchvideo.transforms import ShortSideScale as _PtvShortSideScale
 from torch import nn
 
@@ -95,6 +94,17 @@ class ShortSideScale(_PtvShortSideScale):
         return super().forward(x)
 
 
+class ToFloat01(nn.Module):
+    """uint8 pixels -> float32 in [0, 1] (``x / 255``), any shape; never modifies its input.
+
+    Converts first and divides in place: on a cropped (strided) view this is about twice as fast
+    as pytorchvideo's ``Div255``, which divides the uint8 view directly.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float32, copy=True).div_(255.0)
+
+
 class NormalizeVideo(nn.Module):
     """``(x - mean) / std`` per RGB channel of ``[3, T, H, W]`` or ``[B, 3, T, H, W]`` float video."""
 
@@ -106,7 +116,7 @@ class NormalizeVideo(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return (x - self.mean.to(x.device)).div_(self.std.to(x.device))
 
 
 class RandomTransform(nn.Module):
@@ -277,7 +287,7 @@ class PretrainTransform(nn.Module):
         if crop > short_side:
             raise ValueError(f"PretrainTransform: crop {crop} is larger than the resized short side {short_side}")
         self.short_side = int(short_side)
-        self.to_float = Div255()
+        self.to_float = ToFloat01()
         self.scale = ShortSideScale(self.short_side)
         self.crop = RandomCropVideo(crop)
         self.jitter = ColorJitterVideo(color_jitter) if color_jitter > 0 else None
