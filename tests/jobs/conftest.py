@@ -79,3 +79,84 @@ def slurm_cli_env() -> dict[str, str]:
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+# ---------------------------------------------------------------------------------------------
+# Demo-sized data and the local reference run shared by the Slurm and TorchX end-to-end tests
+# ---------------------------------------------------------------------------------------------
+def _train_opts(data: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:
+    # 4 training titles of 5 snippets, a global batch of 8 (one group of k = 4 per rank):
+    # 2 steps per epoch, 12 steps, a checkpoint every 2.
+    return [
+        "DATA.CATALOG_DIR", str(data["catalog"]), "DATA.STORE_DIR", str(data["store"]), "OUTPUT_DIR", str(output_dir),
+        "SOLVER.BATCH_SIZE", "8", "SOLVER.MAX_EPOCHS", "6", "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.LOG_PERIOD", "1",
+        "EVAL.DISCREPANCY_PERIOD", "-1", *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def train_opts():
+    """``train_opts(demo_data, output_dir, *extra)``: the cfg overrides of the end-to-end runs."""
+    return _train_opts
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> dict[str, Path]:
+    """A tiny demo corpus (5 titles of 8 s), its catalog and its store from one local preprocess run."""
+    from avplug.config import load_config
+    from avplug.data.catalog import ingest
+    from avplug.data.demo_corpus import generate_demo_corpus
+    from avplug.data.store import StoreSpec, preprocess
+
+    root = tmp_path_factory.mktemp("jobs-demo")
+    cfg = load_config("demo.yaml")
+    generate_demo_corpus(root / "corpus", num_movies=3, num_shows=1, episodes_per_show=2, title_seconds=8.0,
+                         downstream=False, broken=False, workers=1, progress=False)
+    ingest(str(root / "corpus"), str(root / "catalog"), snippet_seconds=cfg.DATA.SNIPPET_SECONDS,
+           meta=str(root / "corpus" / "meta.csv"), heldout_fraction=0.2, seed=0, workers=1, progress=False)
+    preprocess(str(root / "catalog"), str(root / "store"), StoreSpec.from_cfg(cfg), workers=1, progress=False)
+    return {"root": root, "catalog": root / "catalog", "store": root / "store"}
+
+
+@pytest.fixture(scope="session")
+def local_run(demo_data) -> Path:
+    """The reference: the end-to-end config trained by two local processes (``launch_local``, gloo)."""
+    from avplug.config import load_config
+    from avplug.engine.launch import launch_local
+
+    out = demo_data["root"] / "local"
+    cfg = load_config("demo.yaml", _train_opts(demo_data, out), world_size=2)
+    summary = launch_local(cfg, 2)
+    assert summary["world_size"] == 2
+    return out
+
+
+def _losses(output_dir: Path) -> dict[int, float]:
+    import json
+
+    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def _final_weights(output_dir: Path):
+    from avplug.engine.checkpoint import Checkpointer
+
+    _, state = Checkpointer(output_dir / "checkpoints").load_latest()
+    return state["step"], state["model"]
+
+
+def _assert_same_weights(a, b, rel: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for name, tensor in a.items():
+        x, y = tensor.double(), b[name].double()
+        scale = max(y.abs().max().item(), 1e-12)
+        assert (x - y).abs().max().item() <= rel * scale, f"{name} differs by more than {rel} relative"
+
+
+@pytest.fixture(scope="session")
+def runs():
+    """Readers of a run's folder: ``losses(dir)`` {step: loss}, ``final_weights(dir)`` (step,
+    state_dict) and ``assert_same_weights(a, b, rel=1e-6)``."""
+    import types
+
+    return types.SimpleNamespace(losses=_losses, final_weights=_final_weights, assert_same_weights=_assert_same_weights)

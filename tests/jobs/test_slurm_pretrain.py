@@ -17,73 +17,13 @@ from pathlib import Path
 
 import pytest
 import submitit
-import torch
 
-from avplug.config import load_config
 from jobs import slurm
 
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[2]
 SLURM_FLAGS = ["--gpus-per-node", "0", "--cpus-per-task", "1", "--time", "30", "--partition", "debug"]
-
-
-def _train_opts(data: dict[str, Path], output_dir: Path) -> list[str]:
-    # 4 training titles of 5 snippets, a global batch of 8 (one group of k = 4 per rank): 2 steps per epoch.
-    return [
-        "DATA.CATALOG_DIR", str(data["catalog"]), "DATA.STORE_DIR", str(data["store"]), "OUTPUT_DIR", str(output_dir),
-        "SOLVER.BATCH_SIZE", "8", "SOLVER.MAX_EPOCHS", "6", "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.LOG_PERIOD", "1",
-        "EVAL.DISCREPANCY_PERIOD", "-1",
-    ]
-
-
-@pytest.fixture(scope="module")
-def demo_data(tmp_path_factory) -> dict[str, Path]:
-    """A tiny demo corpus (5 titles of 8 s), its catalog and its store from one local preprocess run."""
-    from avplug.data.catalog import ingest
-    from avplug.data.demo_corpus import generate_demo_corpus
-    from avplug.data.store import StoreSpec, preprocess
-
-    root = tmp_path_factory.mktemp("slurm-demo")
-    cfg = load_config("demo.yaml")
-    generate_demo_corpus(root / "corpus", num_movies=3, num_shows=1, episodes_per_show=2, title_seconds=8.0,
-                         downstream=False, broken=False, workers=1, progress=False)
-    ingest(str(root / "corpus"), str(root / "catalog"), snippet_seconds=cfg.DATA.SNIPPET_SECONDS,
-           meta=str(root / "corpus" / "meta.csv"), heldout_fraction=0.2, seed=0, workers=1, progress=False)
-    preprocess(str(root / "catalog"), str(root / "store"), StoreSpec.from_cfg(cfg), workers=1, progress=False)
-    return {"root": root, "catalog": root / "catalog", "store": root / "store"}
-
-
-@pytest.fixture(scope="module")
-def local_run(demo_data) -> Path:
-    """The reference: the same config trained by two local processes (gloo)."""
-    from avplug.engine.launch import launch_local
-
-    out = demo_data["root"] / "local"
-    cfg = load_config("demo.yaml", _train_opts(demo_data, out), world_size=2)
-    summary = launch_local(cfg, 2)
-    assert summary["world_size"] == 2
-    return out
-
-
-def _losses(output_dir: Path) -> dict[int, float]:
-    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
-
-
-def _final_weights(output_dir: Path) -> tuple[int, dict[str, torch.Tensor]]:
-    from avplug.engine.checkpoint import Checkpointer
-
-    _, state = Checkpointer(output_dir / "checkpoints").load_latest()
-    return state["step"], state["model"]
-
-
-def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], rel: float = 1e-6) -> None:
-    assert a.keys() == b.keys()
-    for name, tensor in a.items():
-        x, y = tensor.double(), b[name].double()
-        scale = max(y.abs().max().item(), 1e-12)
-        assert (x - y).abs().max().item() <= rel * scale, f"{name} differs by more than {rel} relative"
 
 
 def _wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen, log: Path):
@@ -97,13 +37,13 @@ def _wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen, lo
     return value
 
 
-def test_launch_slurm_two_nodes_preempted_matches_local_run(demo_data, local_run, tmp_path, slurm_cli_env, release_requeued):
+def test_launch_slurm_two_nodes_preempted_matches_local_run(demo_data, local_run, train_opts, runs, tmp_path, slurm_cli_env, release_requeued):
     """tools/launch.py --slurm --wait on two nodes, preempted mid-run: it requeues, resumes from the
     last periodic checkpoint, and logs the local run's losses and ends with its weights."""
     out = tmp_path / "slurm"
     log = tmp_path / "launch.log"
     cmd = [sys.executable, "tools/launch.py", "--cfg", "demo.yaml", "--nodes", "2", "--slurm", "--wait", *SLURM_FLAGS,
-           *_train_opts(demo_data, out)]
+           *train_opts(demo_data, out)]
     with open(log, "w") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, env=slurm_cli_env, stdout=sink, stderr=subprocess.STDOUT, text=True)
     job_id = None
@@ -134,14 +74,14 @@ def test_launch_slurm_two_nodes_preempted_matches_local_run(demo_data, local_run
     assert len(list(job_dirs[0].glob("*_log.out"))) == 2  # one task on each of the two nodes
     assert (out / "config.yaml").is_file() and any((out / "code").iterdir())
 
-    reference, losses = _losses(local_run), _losses(out)
+    reference, losses = runs.losses(local_run), runs.losses(out)
     assert sorted(losses) == sorted(reference)
     for step, loss in losses.items():
         assert loss == pytest.approx(reference[step], rel=1e-6), f"step {step}"
-    step, weights = _final_weights(out)
-    ref_step, ref_weights = _final_weights(local_run)
+    step, weights = runs.final_weights(out)
+    ref_step, ref_weights = runs.final_weights(local_run)
     assert step == ref_step
-    _assert_same_weights(weights, ref_weights)
+    runs.assert_same_weights(weights, ref_weights)
 
 
 def _store_files(store: Path) -> dict[str, object]:
