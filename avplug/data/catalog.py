@@ -230,7 +230,10 @@ def inspect_source(path: str, snippet_seconds: float) -> dict:
         raise MediaError(path, "no audio stream")
     if info.fps <= 0 or info.width <= 0 or info.height <= 0:
         raise MediaError(path, f"video stream without a usable frame rate or size ({info.fps} fps, {info.width}x{info.height})")
-    video_end, audio_end = decodable_extent(path)
+    try:
+        video_end, audio_end = decodable_extent(path)
+    except MediaError as exc:
+        raise MediaError(path, f"truncated or corrupt: {exc.reason}") from exc
     decoded = max(video_end, audio_end) - info.start_s
     if info.duration_s > 0:
         tolerance = max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * info.duration_s)

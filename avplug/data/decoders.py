@@ -265,47 +265,57 @@ def _frame_end(frame, stream, fallback_rate: float) -> float | None:
 def decodable_extent(path: str | os.PathLike, tail_seconds: float = 5.0) -> tuple[float, float]:
     """End times (seconds) of the last decodable video frame and audio sample of ``path``.
 
-    Seeks to ``tail_seconds`` before the header's end and decodes to the end of the file (going
-    further back if nothing decodes there), so a truncated file shows up as an extent short of
-    its header duration.  The audio end is 0.0 without an audio stream.
+    Seeks to ``tail_seconds`` before the header's end and decodes to the end of the file, so a
+    truncated file shows up as an extent short of its header duration.  When nothing decodes
+    there, a bisection over seek positions (each probe decodes one frame) finds the last
+    decodable region first, so a long truncated file costs a few probes, not a full decode.
+    The audio end is 0.0 without an audio stream.
     """
     info = probe(path)
     ends = []
     with open_media(path) as c:
         for kind in ("video", "audio"):
-            streams = getattr(c.streams, kind)
-            if not streams:
+            if not getattr(c.streams, kind):
                 ends.append(0.0)
                 continue
             stream = _best(c, kind, path)
             if kind == "video":
                 stream.codec_context.thread_type = "AUTO"
-            end_of_header = info.start_s + info.duration_s
-            back = tail_seconds
-            end = None
-            while True:
-                target = max(info.start_s, end_of_header - back)
-                end = _decode_to_end(c, stream, path, target, info.fps)
-                if end is not None or target <= info.start_s:
-                    break
-                back *= 4
+            start = info.start_s
+            target = max(start, start + info.duration_s - tail_seconds)
+            end = _decode_to_end(c, stream, target, info.fps)
+            if end is None and target > start:
+                lo, hi = start, target  # something decodes after lo (checked below), nothing after hi
+                if _decode_to_end(c, stream, lo, info.fps, limit=1) is not None:
+                    while hi - lo > tail_seconds:
+                        mid = (lo + hi) / 2
+                        if _decode_to_end(c, stream, mid, info.fps, limit=1) is not None:
+                            lo = mid
+                        else:
+                            hi = mid
+                    end = _decode_to_end(c, stream, lo, info.fps)
             if end is None:
                 raise MediaError(path, f"no {kind} frame decodes")
             ends.append(end)
     return ends[0], ends[1]
 
 
-def _decode_to_end(container, stream, path, target: float, fps: float) -> float | None:
+def _decode_to_end(container, stream, target: float, fps: float, limit: int = 0) -> float | None:
+    """Seek to ``target`` and decode to the end (or ``limit`` frames): the end time of the last
+    frame, or None if nothing decodes."""
     try:
         container.seek(math.floor(target / stream.time_base), stream=stream)
     except av.error.FFmpegError:
         return None
-    end = None
+    end, n = None, 0
     try:
         for frame in container.decode(stream):
             e = _frame_end(frame, stream, fps)
             if e is not None:
                 end = e if end is None else max(end, e)
+                n += 1
+                if limit and n >= limit:
+                    break
     except (av.error.FFmpegError, EOFError):
         pass  # a truncated tail: what decoded so far is the extent
     return end

@@ -66,40 +66,41 @@ def make_media(
     video: bool = True,
     faststart: bool = True,
 ) -> Path:
-    """Write an H.264 (+ AAC) mp4 of the timecode pattern; ``layout=None`` means no audio."""
+    """Write an H.264 (+ AAC) mp4 of the timecode pattern; ``layout=None`` means no audio.
+
+    Audio and video are encoded side by side, so the file interleaves them as real files do
+    (a file cut short loses the end of both)."""
     opts = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format="mp4", options=opts) as out:
-        vs = None
+        vs = as_ = None
         if video:
             vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "18", "threads": "1"})
             vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
-        as_ = None
         if layout is not None:
             as_ = out.add_stream("aac", rate=audio_rate, layout=layout)
-        if vs is not None:
-            for n in range(round(seconds * fps)):
-                frame = av.VideoFrame.from_ndarray(frame_image(n, *size), format="rgb24")
-                frame.pts = n
-                frame.time_base = fractions.Fraction(1, fps)
-                for packet in vs.encode(frame):
-                    out.mux(packet)
-            for packet in vs.encode():
-                out.mux(packet)
-        if as_ is not None:
-            mono = burst_signal(seconds, audio_rate)
-            channels = av.AudioLayout(layout).nb_channels
-            planar = np.repeat(mono[None], channels, axis=0)
-            block = 1024
-            for start in range(0, planar.shape[1], block):
-                chunk = np.ascontiguousarray(planar[:, start : start + block])
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-                frame.sample_rate = audio_rate
-                frame.pts = start
-                frame.time_base = fractions.Fraction(1, audio_rate)
+            planar = np.repeat(burst_signal(seconds, audio_rate)[None], av.AudioLayout(layout).nb_channels, axis=0)
+        block, sent = 1024, 0  # audio samples encoded so far
+
+        def audio_until(t: float) -> None:
+            nonlocal sent
+            while as_ is not None and sent < planar.shape[1] and sent < t * audio_rate:
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, sent : sent + block]), format="fltp", layout=layout)
+                frame.sample_rate, frame.pts, frame.time_base = audio_rate, sent, fractions.Fraction(1, audio_rate)
                 for packet in as_.encode(frame):
                     out.mux(packet)
-            for packet in as_.encode():
+                sent += block
+
+        for n in range(round(seconds * fps)) if vs is not None else ():
+            frame = av.VideoFrame.from_ndarray(frame_image(n, *size), format="rgb24")
+            frame.pts, frame.time_base = n, fractions.Fraction(1, fps)
+            for packet in vs.encode(frame):
                 out.mux(packet)
+            audio_until((n + 1) / fps)
+        audio_until(seconds + 1.0)
+        for stream in (vs, as_):
+            if stream is not None:
+                for packet in stream.encode():
+                    out.mux(packet)
     return path
 
 

@@ -66,11 +66,16 @@ def test_probe_errors_name_the_file_and_reason(media_dir, name, reason):
     assert err.value.path == str(media_dir / name)
 
 
-def test_decodable_extent_finds_truncation(media_dir):
+def test_decodable_extent_finds_truncation(media_dir, timecode, tmp_path):
     video_end, audio_end = decodable_extent(media_dir / "timecode.mp4")
     assert video_end == pytest.approx(8.0) and audio_end == pytest.approx(8.0, abs=0.05)
     video_end, audio_end = decodable_extent(media_dir / "truncated.mp4")
     assert max(video_end, audio_end) < 6.0 < probe(media_dir / "truncated.mp4").duration_s
+    # a long file cut short: the bisection finds where decoding stops, for both streams
+    data = timecode.make_media(tmp_path / "long.mp4", 90.0, size=(32, 32)).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    video_end, audio_end = decodable_extent(tmp_path / "cut.mp4", tail_seconds=2.0)
+    assert 10.0 < video_end < 80.0 and abs(video_end - audio_end) < 1.0
 
 
 @pytest.mark.parametrize("decoder", all_decoders(), ids=lambda d: type(d).__name__)
