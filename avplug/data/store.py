@@ -256,6 +256,7 @@ class _TitleWriter:
                     placer.add(resampler.first_time, resampler.flush())
                 if self._cur is None:
                     raise MediaError(self.path, "no video frame decodes")
+                held = self.total_frames - self._j
                 while self._j < self.total_frames:  # the source ended a little early: hold the last frame
                     self._emit(self._shown(), out, ostream)
                 if placer.written == 0:
@@ -266,7 +267,7 @@ class _TitleWriter:
             out.close()
             audio.flush()
             del audio
-        return {"audio_coverage": placer.written / max(1, spec.audio_length(self.num_snippets))}
+        return {"audio_coverage": placer.written / max(1, spec.audio_length(self.num_snippets)), "held_frames": held}
 
     def _scale(self, frame):
         down = frame.width * frame.height >= self.width * self.height
@@ -365,7 +366,8 @@ def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec, decode_thread
             "scene_cut_frames": cuts,
             "source": {k: entry.get(k) for k in ("path", "duration_s", "start_s", "fps", "width", "height", "audio_rate", "audio_channels")},
             "video": keyframes,
-            "audio_coverage": round(stats["audio_coverage"], 6),
+            "audio_coverage": round(stats["audio_coverage"], 6),  # fraction of the audio that decoded (rest: zeros)
+            "held_frames": stats["held_frames"],  # final frames repeating the source's last one
             "spec": spec.to_json(),
             "preprocess_seconds": round(time.time() - t0, 3),
         }
