@@ -160,7 +160,7 @@ def submit_preprocess_array(cfg: CfgNode, args: argparse.Namespace, *, catalog_d
         print(f"# would submit a Slurm array of {k} preprocessing tasks over {catalog_dir} -> {store_dir}, then a merge job")
         print(slurm.sbatch_script(logs / "%j", slurm.sbatch_parameters(opts, setup=setup, **opts_cpu), array_size=k))
         merge_params = slurm.sbatch_parameters(opts, setup=setup, **opts_cpu)
-        merge_params["dependency"] = "afterany:<array job id>"
+        merge_params["dependency"] = "afterany:ARRAY_JOB_ID"
         print(slurm.sbatch_script(logs / "%j", merge_params))
         return None
 

@@ -3,6 +3,7 @@ the Slurm -> torch.distributed environment, the signal guard."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -195,3 +196,50 @@ def test_signal_guard_lets_only_the_job_process_act(monkeypatch):
         assert calls == [os.getpid()]
     finally:
         signal.signal(sig, previous)
+
+
+def test_merge_names_titles_no_shard_finished_and_last_shard_merges(demo_data, tmp_path):
+    import shutil
+
+    from jobs.preprocess import (
+        merge_store,
+        preprocess_shard_then_merge,
+        unaccounted_titles,
+    )
+
+    store = tmp_path / "store"
+    shutil.copytree(demo_data["store"], store)
+    (store / "index.json").unlink()
+    lost = min((store / "titles").iterdir())
+    shutil.rmtree(lost)  # a shard that never ran
+    missing = unaccounted_titles(str(demo_data["catalog"]), str(store))
+    assert len(missing) == 1
+    with pytest.raises(RuntimeError, match=missing[0]):
+        merge_store(str(demo_data["catalog"]), str(store))
+    assert not (store / "index.json").exists()
+
+    # Every shard but the lost title's is done: re-running all shards writes only that title, and
+    # the shard that finishes last (here, any) merges.
+    cfg = load_config("demo.yaml")
+    results = [preprocess_shard_then_merge(cfg, str(demo_data["catalog"]), str(store), i, 2, workers=1) for i in range(2)]
+    assert sum(r["done"] for r in results) == 1
+    assert results[0]["merged"] is None or results[1]["merged"] is not None
+    assert results[1]["merged"]["titles"] == len(json.loads((demo_data["store"] / "index.json").read_text())["titles"])
+    assert (store / "index.json").read_text() == (demo_data["store"] / "index.json").read_text()
+
+
+def test_preprocess_dry_run_prints_array_and_merge_scripts(demo_data, tmp_path, capsys):
+    from jobs.preprocess import add_preprocess_slurm_args, submit_preprocess_array
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=None)
+    add_preprocess_slurm_args(parser)
+    args = parser.parse_args(["--slurm", "--array-size", "3", "--dry-run", "--partition", "cpu", "--cpus-per-task", "4"])
+    store = tmp_path / "store"
+    assert submit_preprocess_array(_cfg(), args, catalog_dir=str(demo_data["catalog"]), store_dir=str(store)) is None
+    text = capsys.readouterr().out
+    assert "#SBATCH --array=0-2%3" in text and "#SBATCH --dependency=afterany:ARRAY_JOB_ID" in text
+    assert "#SBATCH --cpus-per-task=4" in text and "gpus" not in text
+    assert not store.exists() and not store.with_name("store.slurm").exists()
+    with pytest.raises(ValueError, match="--array-size"):
+        submit_preprocess_array(_cfg(), parser.parse_args(["--slurm"]), catalog_dir=str(demo_data["catalog"]), store_dir=str(store))
