@@ -91,7 +91,10 @@ DECODERS = Registry(
     Called as ``obj()`` with no arguments.  Returns an object with
     ``read_video(path, start_s, num_frames, fps) -> uint8 tensor [num_frames, H, W, 3]`` (frames at
     ``start_s + i / fps``) and ``read_audio(path, start_s, duration_s, sample_rate) -> float32 tensor
-    [num_samples]`` (mono).  Raises ``avplug.data.errors.MediaError`` naming the file on failure.
+    [num_samples]`` (mono).  Optionally ``read_video_clips(path, starts_s, num_frames, fps) -> uint8
+    tensor [N, num_frames, H, W, 3]`` reads several clips of one file with one open (the snippet store
+    uses it for the k snippets of a title; without it, it calls ``read_video`` per clip).
+    Raises ``avplug.data.errors.MediaError`` naming the file on failure.
     A decoder whose backing library is missing raises ``ImportError`` when called.
     """,
 )
