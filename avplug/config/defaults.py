@@ -149,6 +149,16 @@ _C.SOLVER.WEIGHT_DECAY = 0.0
 _C.SOLVER.CLIP_GRAD_NORM = 0.0
 # Mixed precision: "auto" (bf16 on GPU, off on CPU), "bf16", "fp16" or "off".
 _C.SOLVER.AMP = "auto"
+# Speed settings of the train step (benchmarks/train_throughput.py measures each; none changes the
+# recipe's arithmetic beyond float rounding).  CHANNELS_LAST: keep the model in channels_last_3d
+# (video) / channels_last (audio) memory format.  CUDNN_BENCHMARK: let cuDNN time its convolution
+# algorithms for the (fixed) input shapes in the first steps (CUDA only).  FUSED_OPTIMIZER: the
+# single-kernel torch.optim implementation (fused=True) of Adam / AdamW / SGD.  COMPILE: run the
+# model through torch.compile (the first steps then take minutes while it compiles).
+_C.SOLVER.CHANNELS_LAST = False
+_C.SOLVER.CUDNN_BENCHMARK = False
+_C.SOLVER.FUSED_OPTIMIZER = False
+_C.SOLVER.COMPILE = False
 # Write a checkpoint every this many steps (0: only at the end of each epoch).
 _C.SOLVER.CHECKPOINT_PERIOD = 500
 # Log to the console, metrics.jsonl and TensorBoard every this many steps.

@@ -65,9 +65,9 @@ def prepare_model(cfg, model: nn.Module, device: torch.device) -> None:
         model.to(memory_format=torch.channels_last_3d)
 
 
-def compile_model(cfg, model: nn.Module) -> nn.Module:
-    """``torch.compile(model)`` when SOLVER.COMPILE is set (wrap DDP first), else ``model`` itself."""
-    return torch.compile(model) if cfg.SOLVER.COMPILE else model
+def compile_model(cfg, model: nn.Module, **compile_kwargs: Any) -> nn.Module:
+    """``torch.compile(model, **compile_kwargs)`` when SOLVER.COMPILE is set (wrap DDP first), else ``model``."""
+    return torch.compile(model, **compile_kwargs) if cfg.SOLVER.COMPILE else model
 
 
 def _rng_state() -> dict[str, Any]:
