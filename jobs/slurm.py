@@ -523,7 +523,10 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
         flush=True,
     )
     if getattr(args, "wait", False):
-        results = follow(job)
-        summary = results[0]
-        print(f"Slurm job {job.job_id} finished: {summary}", flush=True)
+        try:
+            results = follow(job)
+        except KeyboardInterrupt:
+            print(f"\nstopped following; Slurm job {job.job_id} keeps running (scancel {job.job_id} stops it)", flush=True)
+            raise
+        print(f"Slurm job {job.job_id} finished: {results[0]}", flush=True)
     return job
