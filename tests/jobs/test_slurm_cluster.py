@@ -6,6 +6,7 @@ of a failed job; preemption and requeue are tested end to end in test_slurm_pret
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from pathlib import Path
 
@@ -13,7 +14,6 @@ import pytest
 
 from avplug.config import get_cfg
 from jobs import slurm
-from jobs.diagnostics import all_reduce_check
 
 pytestmark = pytest.mark.slurm
 
@@ -26,14 +26,20 @@ def _executor(folder: Path, *, nodes: int, max_requeues: int = 3):
     return slurm.make_executor(folder / "%j", params, max_requeues=max_requeues)
 
 
-def test_torch_distributed_all_reduce_across_two_nodes(shared_tmp):
-    job = _executor(shared_tmp, nodes=2).submit(all_reduce_check, "gloo")
-    results = slurm.follow(job, timeout_s=120, stdout=sys.stderr)
+def test_torch_distributed_all_reduce_across_two_nodes(shared_tmp, capsys):
+    from jobs.diagnostics import main
+
+    assert main(["--nodes", "2", "--gpus-per-node", "0", "--cpus-per-task", "1", "--time", "10", "--backend", "gloo",
+                 "--folder", str(shared_tmp)]) == 0
+    out = capsys.readouterr().out
+    results = [ast.literal_eval(line) for line in out.splitlines() if line.startswith("{")]
     assert sorted(r["rank"] for r in results) == [0, 1]
     assert {r["node"] for r in results} == {"n1", "n2"}  # one task on each Slurm node
     assert all(r["world_size"] == 2 and r["sum"] == 3.0 and r["backend"] == "gloo" for r in results)
     assert len({r["master"] for r in results}) == 1
-    assert slurm.job_state(job.job_id).state == "COMPLETED"
+    assert "all_reduce over 2 ranks: OK" in out
+    (job_dir,) = [p for p in shared_tmp.iterdir() if p.is_dir()]
+    assert slurm.job_state(job_dir.name).state == "COMPLETED"
 
 
 def test_follow_raises_with_the_log_when_the_job_fails(shared_tmp):
