@@ -2,7 +2,8 @@
 # A real two-node Slurm cluster (nodes n1, n2; partition "debug") on this one machine, for CI and
 # for trying the cluster paths of avplug without a cluster.
 #
-#   scripts/slurm_local.sh start    # install (Debian) if missing, configure, start; waits until idle
+#   scripts/slurm_local.sh start    # install (Debian) if missing, configure, start; waits until
+#                                   # sinfo shows n1 and n2 idle (or busy, if jobs already run)
 #   scripts/slurm_local.sh status   # exit 0 iff the controller answers and n1, n2 are up
 #   scripts/slurm_local.sh stop     # stop slurmctld, both slurmd and the munged this script started
 #
@@ -120,11 +121,12 @@ node_states() {
     sinfo -h -N -o "%N:%t" 2>/dev/null | sort -u | tr '\n' ' '
 }
 
-all_nodes_idle() {
+# True when n1 and n2 are up and answering: idle, or busy with jobs (a restart while jobs run).
+all_nodes_up() {
     local states n
     states="$(node_states)"
     for n in "${NODES[@]}"; do
-        [[ " $states " == *" $n:idle "* ]] || return 1
+        [[ " $states " =~ \ $n:(idle|alloc|mix|comp)\  ]] || return 1
     done
 }
 
@@ -150,10 +152,10 @@ start() {
         fi
     done
     local deadline=$((SECONDS + TIMEOUT)) resumed=0
-    until all_nodes_idle; do
+    until all_nodes_up; do
         if ((SECONDS > deadline)); then
             sinfo -N >&2 || true
-            die "nodes not idle after ${TIMEOUT}s (see /var/log/slurm/)"
+            die "nodes not up after ${TIMEOUT}s (see /var/log/slurm/)"
         fi
         # Nodes left DOWN/DRAIN by an earlier unclean stop come back only when resumed.
         if ((!resumed)) && [[ "$(node_states)" =~ (down|drain|drng|fail) ]]; then
