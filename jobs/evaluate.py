@@ -120,11 +120,13 @@ def submit_evaluation(cfg: CfgNode, args: argparse.Namespace, *, weights: str, s
     write_config(run_cfg, out)
     array_ex = slurm.make_executor(out / "slurm" / "%j", params, max_requeues=opts.max_requeues)
     array_ex.update_parameters(job_name=f"{opts.job_name}-eval")
-    split_jobs = array_ex.map_array(EvaluateSplitJob(run_cfg, weights), splits)
+    with slurm.sbatch_errors(f"the evaluation array ({len(splits)} splits)"):
+        split_jobs = array_ex.map_array(EvaluateSplitJob(run_cfg, weights), splits)
     array_id = split_jobs[0].job_id.split("_")[0]
     agg_params = dict(params, dependency=f"afterany:{array_id}", job_name=f"{opts.job_name}-aggregate", gpus_per_node=None)
     agg_params = {k: v for k, v in agg_params.items() if v is not None}
-    agg_job = slurm.make_executor(out / "slurm" / "%j", agg_params, max_requeues=0).submit(aggregate_results, run_cfg, splits)
+    with slurm.sbatch_errors("the aggregate job"):
+        agg_job = slurm.make_executor(out / "slurm" / "%j", agg_params, max_requeues=0).submit(aggregate_results, run_cfg, splits)
     print(
         f"submitted Slurm array {array_id} (splits {splits}) and aggregate job {agg_job.job_id}\n"
         f"  output: {out}\n  code:   {code}",

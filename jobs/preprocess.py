@@ -172,12 +172,14 @@ def submit_preprocess_array(cfg: CfgNode, args: argparse.Namespace, *, catalog_d
     array_ex = slurm.make_executor(logs / "%j", params, max_requeues=opts.max_requeues)
     array_ex.update_parameters(job_name=f"{opts.job_name}-preprocess")
     shard_job = PreprocessShardJob(catalog_dir, store_dir, cfg, k, workers)
-    shards = array_ex.map_array(shard_job, list(range(k)))
+    with slurm.sbatch_errors(f"the preprocessing array ({k} tasks)"):
+        shards = array_ex.map_array(shard_job, list(range(k)))
     array_id = shards[0].job_id.split("_")[0]
 
     merge_params = slurm.sbatch_parameters(opts, setup=setup, **opts_cpu)
     merge_params.update(dependency=f"afterany:{array_id}", job_name=f"{opts.job_name}-merge")
-    merge = slurm.make_executor(logs / "%j", merge_params, max_requeues=opts.max_requeues).submit(merge_store, catalog_dir, store_dir)
+    with slurm.sbatch_errors("the merge job"):
+        merge = slurm.make_executor(logs / "%j", merge_params, max_requeues=opts.max_requeues).submit(merge_store, catalog_dir, store_dir)
     print(
         f"submitted Slurm array {array_id} ({k} tasks over {num_titles} titles) and merge job {merge.job_id}\n"
         f"  store: {store_dir}\n  logs:  {logs}\n  code:  {code}",

@@ -25,6 +25,7 @@ Files of a run (``OUTPUT_DIR`` must be on a file system every node sees)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import random
@@ -34,7 +35,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -196,6 +197,17 @@ def make_executor(folder: str | os.PathLike, params: dict[str, Any], *, max_requ
     executor = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=max_requeues, python=python_command())
     executor.update_parameters(**params)
     return executor
+
+
+@contextlib.contextmanager
+def sbatch_errors(what: str) -> Iterator[None]:
+    """Turn sbatch refusing a submission into a :class:`SlurmError` that says what was submitted."""
+    from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+    try:
+        yield
+    except (FailedJobError, FailedSubmissionError) as exc:
+        raise SlurmError(f"sbatch refused {what}: {str(exc).strip()} (print the sbatch script with --dry-run)") from exc
 
 
 def sbatch_script(folder: str | os.PathLike, params: dict[str, Any], *, array_size: int | None = None) -> str:
@@ -516,7 +528,8 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
     params = sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
     write_config(run_cfg, out)
     executor = make_executor(folder, params, max_requeues=opts.max_requeues)
-    job = executor.submit(PretrainJob(run_cfg, resume=not getattr(args, "no_resume", False)))
+    with sbatch_errors(f"the pretraining job ({nodes} node(s) x {procs} task(s))"):
+        job = executor.submit(PretrainJob(run_cfg, resume=not getattr(args, "no_resume", False)))
     print(
         f"submitted Slurm job {job.job_id}: {nodes} node(s) x {procs} task(s) = world size {world}\n"
         f"  output: {out}\n  logs:   {job.paths.folder}\n  code:   {code}",

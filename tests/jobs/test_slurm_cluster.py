@@ -46,3 +46,15 @@ def test_follow_raises_with_the_log_when_the_job_fails(shared_tmp):
     job = _executor(shared_tmp, nodes=1).submit(int, "not a number")
     with pytest.raises(slurm.SlurmError, match="invalid literal"):
         slurm.follow(job, timeout_s=120, stdout=sys.stderr)
+
+
+def test_a_request_sbatch_refuses_raises_slurm_error(tmp_path):
+    from avplug.config import load_config
+
+    cfg = load_config("demo.yaml", ["OUTPUT_DIR", str(tmp_path / "run")])
+    parser = argparse.ArgumentParser()
+    slurm.add_slurm_args(parser)
+    args = parser.parse_args(["--gpus-per-node", "1", "--cpus-per-task", "1", "--time", "5"])  # the local nodes have no GPUs
+    args.nodes = 2
+    with pytest.raises(slurm.SlurmError, match=r"sbatch refused the pretraining job \(2 node\(s\) x 1 task\(s\)\).*gres"):
+        slurm.submit_pretraining(cfg, args)
