@@ -177,6 +177,9 @@ def read_run(path: Path, name: str | None = None, *, status: str | None = None, 
     info.losses = [(int(r["step"]), float(r["loss"])) for r in records if _finite(r.get("loss")) is not None]
     info.steps = info.losses[-1][0] if info.losses else (summary.get("steps") if isinstance(summary, dict) else None)
     measured = _read_json(path / "discrepancy.json", notes)
+    if isinstance(measured, dict) and measured.get("error"):
+        notes.append(f"{info.name}: the final model has no discrepancy measures ({measured['error']}); "
+                     "an earlier record of metrics.jsonl is used if there is one")
     if not (isinstance(measured, dict) and all(k in measured for k in MEASURES)):
         with_measures = [r for r in records if all(k in r for k in MEASURES)]
         measured = with_measures[-1] if with_measures else None

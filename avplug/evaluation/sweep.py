@@ -656,7 +656,10 @@ def discrepancy_stage(run, sweep_dir, cfg, weights: str | None, step: int | None
 
     Skipped when ``discrepancy.json`` exists for the same weights; reused from ``metrics.jsonl``
     when the engine measured the final step; else computed (``discrepancy(cfg, weights, out,
-    device)`` defaults to :func:`evaluate_discrepancy` on the checkpoint).
+    device)`` defaults to :func:`evaluate_discrepancy` on the checkpoint).  A catalog that cannot
+    give the measures (no or too few held-out snippets: ``ValueError``/``LookupError``/``OSError``,
+    as the engine skips them) yields ``{"error": ...}`` instead, so the run still finishes and the
+    report shows the measures as missing with that reason.
     """
     out = run_dir(sweep_dir, run)
     path = out / "discrepancy.json"
@@ -668,7 +671,11 @@ def discrepancy_stage(run, sweep_dir, cfg, weights: str | None, step: int | None
         result = {**record, "source": "metrics.jsonl"}
     else:
         device = device or ("cuda" if _cuda() else "cpu")
-        result = dict((discrepancy or _default_discrepancy)(cfg, weights, out, device))
+        try:
+            result = dict((discrepancy or _default_discrepancy)(cfg, weights, out, device))
+        except (ValueError, LookupError, OSError) as exc:
+            logger.warning("%s: no discrepancy measures: %s", run["name"], exc)
+            result = {"error": f"{type(exc).__name__}: {exc}"}
         result["step"] = step
         result["source"] = "final model"
     result["weights"] = weights or "none"

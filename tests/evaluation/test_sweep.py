@@ -284,6 +284,21 @@ def test_discrepancy_is_reused_when_the_engine_measured_the_final_step(tmp_path)
     sw.discrepancy_stage(run, tmp_path, cfg, "ckpt.pth", 12, discrepancy=fake.discrepancy)
     assert fake.calls["discrepancy"] == ["k4_w0"]
 
+    # a catalog without enough held-out snippets: recorded with the reason, the run goes on
+    def too_few(cfg, weights, out, device):
+        raise ValueError("no held-out title with at least 2 snippets")
+
+    got = sw.discrepancy_stage(run, tmp_path, cfg, "other.pth", 12, discrepancy=too_few)
+    assert got["error"] == "ValueError: no held-out title with at least 2 snippets" and "gap" not in got
+    from avplug.evaluation.reports import read_run
+
+    notes = []
+    assert read_run(out, notes=notes).discrepancy == {k: record[k] for k in ("KL(S-||S+)", "KL(S!=||S+)", "KL(S-||S!=)", "gap")}
+    assert notes == ["k4_w0: the final model has no discrepancy measures (ValueError: no held-out title with at least "
+                     "2 snippets); an earlier record of metrics.jsonl is used if there is one"]
+    (out / "metrics.jsonl").unlink()
+    assert read_run(out, notes=[]).discrepancy is None
+
 
 def test_execute_run_refuses_an_invalid_run(tmp_path):
     run = sw.plan_runs([sw.sampler_point(64)], cfg_file=DEMO, baseline=False)[0]
@@ -337,20 +352,13 @@ def test_slurm_dry_run_prints_an_array_and_a_report_job(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # One small real sweep
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def tiny_demo_corpus(tmp_path_factory) -> Path:
-    """A tiny demo corpus: 2 movies and a show of 2 episodes, 12 s each (7 snippets), no stand-ins."""
-    from avplug.data.demo_corpus import generate_demo_corpus
-
-    root = tmp_path_factory.mktemp("tiny_demo") / "corpus"
-    generate_demo_corpus(root, seed=0, num_movies=2, num_shows=1, episodes_per_show=2, title_seconds=12.0,
-                         downstream=False, broken=False, workers=1, progress=False)
-    return root
-
-
 @pytest.mark.slow
-def test_small_real_sweep_end_to_end(tmp_path, tiny_demo_corpus, tiny_ucf101, capsys):
-    """fig1-k fitted to a 7-snippet catalog and restricted to k in {1, 4}: 2 steps each, a linear probe."""
+def test_small_real_sweep_end_to_end(tmp_path, tiny_demo, tiny_ucf101, capsys):
+    """fig1-k fitted to a 7-snippet catalog and restricted to k in {1, 4}: 2 steps each, a linear probe.
+
+    The corpus is the suite's ``tiny_demo`` (4 titles of 12 s); the sweep ingests and preprocesses it
+    into its own catalog (half the titles held out, so the discrepancy measures have two titles).
+    """
     import importlib.util
 
     import torch
@@ -364,7 +372,8 @@ def test_small_real_sweep_end_to_end(tmp_path, tiny_demo_corpus, tiny_ucf101, ca
         f"_BASE_: {EVAL_DEMO}\nEVAL:\n  DOWNSTREAM:\n    ROOT: {tiny_ucf101}\n    NUM_WORKERS: 0\n    LINEAR_MAX_ITER: 50\n"
     )
     out = tmp_path / "sweep"
-    opts = ["DATA.SOURCE", str(tiny_demo_corpus / "titles"), "DATA.META", str(tiny_demo_corpus / "meta.csv"),
+    shared = dict(zip(tiny_demo[0::2], tiny_demo[1::2]))
+    opts = ["DATA.SOURCE", shared["DATA.SOURCE"], "DATA.META", shared["DATA.META"],
             "DATA.CATALOG_DIR", str(tmp_path / "catalog"), "DATA.STORE_DIR", str(tmp_path / "store"),
             "DATA.HELDOUT_FRACTION", "0.5", "DATA.NUM_WORKERS", "0", "DATA.PREPROCESS_WORKERS", "1",
             "SOLVER.MAX_STEPS", "2", "SOLVER.LOG_PERIOD", "1", "SOLVER.BATCH_SIZE", "8", "MODEL.HEAD.DIM", "16",
