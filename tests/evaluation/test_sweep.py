@@ -294,8 +294,8 @@ def test_discrepancy_is_reused_when_the_engine_measured_the_final_step(tmp_path)
 
     notes = []
     assert read_run(out, notes=notes).discrepancy == {k: record[k] for k in ("KL(S-||S+)", "KL(S!=||S+)", "KL(S-||S!=)", "gap")}
-    assert notes == ["k4_w0: the final model has no discrepancy measures (ValueError: no held-out title with at least "
-                     "2 snippets); an earlier record of metrics.jsonl is used if there is one"]
+    assert notes == [("k4_w0: the final model has no discrepancy measures (ValueError: no held-out title with at least "
+                      "2 snippets); an earlier record of metrics.jsonl is used if there is one")]
     (out / "metrics.jsonl").unlink()
     assert read_run(out, notes=[]).discrepancy is None
 
