@@ -58,15 +58,18 @@ def main(argv=None) -> int:
         extra += ["LAUNCH.PROCS_PER_NODE", str(args.procs_per_node)]
     try:
         cfg = cfg_from_args(args, extra_opts=extra)
-        procs = cfg.LAUNCH.PROCS_PER_NODE or (args.gpus_per_node if args.slurm and args.gpus_per_node else default_num_procs())
+        if args.slurm:
+            procs = slurm.tasks_per_node(cfg, slurm.resolve_slurm_options(cfg, args))
+        else:
+            procs = cfg.LAUNCH.PROCS_PER_NODE or default_num_procs()
         world = cfg.LAUNCH.NODES * procs
         cfg = cfg_from_args(args, extra_opts=extra, world_size=world)
-    except ConfigError as exc:
+        if args.slurm:
+            slurm.submit_pretraining(cfg, args)
+            return 0
+    except (ConfigError, slurm.SlurmError) as exc:
         print(f"launch.py: {exc}", file=sys.stderr)
         return 2
-    if args.slurm:
-        slurm.submit_pretraining(cfg, args)
-        return 0
     if cfg.LAUNCH.NODES > 1:
         print("launch.py: LAUNCH.NODES > 1 needs --slurm (or a TorchX scheduler, see docs/cluster.md)", file=sys.stderr)
         return 2

@@ -138,6 +138,9 @@ def run_pretraining(cfg, *, resume: bool = True) -> dict[str, Any]:
     from avplug.models import build_model
     from avplug.samplers import build_sampler
 
+    from avplug.plugins import setup_plugins
+
+    setup_plugins(cfg.PLUGINS)  # a spawned or requeued process starts with empty registries
     info = du.init_distributed(cfg.LAUNCH.BACKEND)
     rank, world, device = info.rank, info.world_size, info.device
     out = Path(cfg.OUTPUT_DIR)
