@@ -5,6 +5,7 @@
         EVAL.DOWNSTREAM.ROOT /data/UCF101
     tools/evaluate.py --cfg eval_esc50.yaml --weights encoders.pth --protocol linear --splits 1 2
     tools/evaluate.py --cfg eval_hmdb51.yaml --weights none        # randomly initialized baseline
+    tools/evaluate.py --cfg eval_ucf101.yaml --weights CKPT --slurm --partition gpu   # array task per split
 
 Writes ``OUTPUT_DIR/split<N>/`` (checkpoints, metrics.jsonl, result.json) for every split, then
 ``OUTPUT_DIR/results.json`` (per split, mean, std) and ``OUTPUT_DIR/results.md``, and prints the
@@ -19,6 +20,8 @@ import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 from avplug.config import ConfigError
 from avplug.config.cli import cfg_from_args, default_argument_parser
 from avplug.engine.log import setup_logging
+from jobs import slurm
+from jobs.evaluate import submit_evaluation
 
 
 def build_parser():
@@ -34,6 +37,9 @@ def build_parser():
     )
     parser.add_argument("--out", default=None, help="output folder (OUTPUT_DIR)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--slurm", action="store_true", help="one Slurm array task per split/fold, then an aggregation job")
+    parser.add_argument("--dry-run", action="store_true", help="with --slurm: print the sbatch scripts, submit nothing")
+    slurm.add_slurm_args(parser)
     return parser
 
 
@@ -62,6 +68,13 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"evaluate.py: {exc}", file=sys.stderr)
         return 2
+    if args.slurm:
+        try:
+            submit_evaluation(cfg, args, weights=args.weights, splits=args.splits)
+        except slurm.SlurmError as exc:
+            print(f"evaluate.py: {exc}", file=sys.stderr)
+            return 2
+        return 0
     from avplug.config import write_config
     from avplug.evaluation.downstream import results_markdown, run_evaluation
 

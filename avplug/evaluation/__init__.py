@@ -6,6 +6,10 @@
 - :mod:`avplug.evaluation.downstream`: fine-tuning and linear-probe protocols on UCF101, HMDB51 and
   ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
   (``tools/evaluate.py``);
+- :mod:`avplug.evaluation.sweep`: grids of pretraining configs (the paper's Table 1/2 and Figure 1
+  presets), each run pretrained, measured and evaluated, resumable (``tools/sweep.py``);
+- :mod:`avplug.evaluation.reports`: finished runs gathered into the paper's table and figure shapes
+  as Markdown, CSV and PNG (``tools/report.py``);
 - :mod:`avplug.evaluation.clips` and :mod:`avplug.evaluation.views`: decoding, augmentation and the
   test-time views (uniform temporal clips x left/center/right crops).
 

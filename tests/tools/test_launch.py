@@ -32,3 +32,11 @@ def test_negative_k_is_refused_naming_the_key(python_exe, repo_root, tmp_path):
 def test_several_nodes_need_slurm(python_exe, repo_root, tmp_path):
     proc = _run(python_exe, repo_root, tmp_path, "--cfg", "demo.yaml", "--nodes", "2", "--dry-run")
     assert proc.returncode == 2 and "--slurm" in proc.stderr
+
+
+def test_evaluate_slurm_dry_run_prints_one_array_task_per_split(python_exe, repo_root, tmp_path):
+    proc = subprocess.run([python_exe, str(repo_root / "tools" / "evaluate.py"), "--cfg", "eval_ucf101.yaml", "--weights", "none",
+                           "--slurm", "--dry-run", "--splits", "1", "2", "3", "OUTPUT_DIR", str(tmp_path / "eval")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "#SBATCH --array=0-2" in proc.stdout
