@@ -467,7 +467,7 @@ def profile(base_cfg, variant: Variant, data: list[dict], args) -> dict:
         for i in range(max(1, min(args.steps, 3))):
             trainer.step(data[i % len(data)])
         _sync(device)
-    sort_key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sort_key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=sort_key, row_limit=15)
     trainer.close()
     return {"variant": variant.name, "steps": args.steps, "breakdown": breakdown, "top_ops_table": table}
