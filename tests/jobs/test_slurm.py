@@ -25,7 +25,8 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def _cfg(*opts: str):
-    return load_config("demo.yaml", list(opts))
+    """The demo recipe with the GPU-node Slurm defaults of the paper recipe (8 GPUs, 10 CPUs per task)."""
+    return load_config("demo.yaml", ["LAUNCH.SLURM.GPUS_PER_NODE", "8", "LAUNCH.SLURM.CPUS_PER_TASK", "10", *opts])
 
 
 def test_unset_flags_take_the_cfg_and_flags_override_it():
