@@ -136,9 +136,8 @@ def run_pretraining(cfg, *, resume: bool = True) -> dict[str, Any]:
     from avplug.data.store import SnippetStore
     from avplug.data.transforms import build_batch_transform
     from avplug.models import build_model
-    from avplug.samplers import build_sampler
-
     from avplug.plugins import setup_plugins
+    from avplug.samplers import build_sampler
 
     setup_plugins(cfg.PLUGINS)  # a spawned or requeued process starts with empty registries
     info = du.init_distributed(cfg.LAUNCH.BACKEND)

@@ -68,7 +68,9 @@ def test_one_softmax_over_both_directions_not_two_averaged():
     z_video = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
     z_audio = torch.tensor([[3.0, 1.0], [0.5, -1.0]], dtype=torch.float64)
     (a, b), (c, d) = (z_video @ z_audio.T).tolist()
-    lse = lambda *xs: torch.logsumexp(torch.tensor(xs, dtype=torch.float64), 0)
+    def lse(*xs):
+        return torch.logsumexp(torch.tensor(xs, dtype=torch.float64), 0)
+
     expected = ((-a + lse(a, b, c)) + (-d + lse(d, c, b))) / 2
     torch.testing.assert_close(CrossModalNCE()(z_video, z_audio), expected)
     two_softmaxes = ((-a + lse(a, b)) + (-a + lse(a, c)) + (-d + lse(d, c)) + (-d + lse(d, b))) / 4

@@ -1,7 +1,6 @@
 """Third-party plugins: loaded through --plugin / PLUGINS and through an installed entry point."""
 import json
 import subprocess
-import sys
 import textwrap
 
 import pytest

@@ -114,7 +114,7 @@ def test_one_scene_picks_scenes_in_proportion_to_their_length(make_cfg, world):
     sampler = world(cfg, titles, 1, 15)[0]
     scenes = Counter()
     for epoch in range(300):
-        for tid, m in sampler.global_batch(0, epoch=epoch)[::3]:
+        for _title, m in sampler.global_batch(0, epoch=epoch)[::3]:
             scenes[next(i for i, (s, e) in enumerate(titles[0].scenes()) if s <= m < e)] += 1
     assert scenes[0] == 0
     observed = [scenes[1], scenes[2], scenes[3]]
