@@ -47,3 +47,15 @@ def tiny_demo(tmp_path_factory):
     pipeline.ingest_from_cfg(cfg, progress=False)
     pipeline.preprocess_from_cfg(cfg, progress=False)
     return opts
+
+
+@pytest.fixture
+def one_intra_op_thread():
+    """Run a test with one torch intra-op thread (small convolutions on a shared 2-core machine run
+    many times faster on one thread than on two that contend with other processes)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -1,15 +1,7 @@
-"""Fixtures shared by this area's tests."""
-from __future__ import annotations
-
+"""This area's tests run on one torch thread (see ``one_intra_op_thread`` in tests/conftest.py)."""
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_intra_op_thread():
-    """Small convolutions on a shared 2-core machine run many times faster on one thread than on
-    two that contend with other processes; restore the setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_intra_op_thread):
     yield
-    torch.set_num_threads(previous)
