@@ -144,7 +144,7 @@ def submit_preprocess_array(cfg: CfgNode, args: argparse.Namespace, *, catalog_d
     the merge failed.  Reads ``workers`` from ``args`` (default: ``DATA.PREPROCESS_WORKERS``).
     """
     from avplug.data.catalog import load_catalog
-    from avplug.data.store import StoreSpec, _check_spec
+    from avplug.data.store import StoreSpec, check_spec
 
     k = args.array_size
     if not k or k < 1:
@@ -165,7 +165,7 @@ def submit_preprocess_array(cfg: CfgNode, args: argparse.Namespace, *, catalog_d
         return None
 
     num_titles = len(load_catalog(catalog_dir))  # fails early, naming the folder, without a catalog
-    _check_spec(store_dir, StoreSpec.from_cfg(cfg))  # a store built with another spec fails here, not in K tasks
+    check_spec(store_dir, StoreSpec.from_cfg(cfg))  # a store built with another spec fails here, not in K tasks
     code = snapshot.snapshot_code(logs)
     setup = snapshot.python_path_setup(code)
     params = slurm.sbatch_parameters(opts, setup=setup, **opts_cpu)

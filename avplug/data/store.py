@@ -521,9 +521,6 @@ def preprocess(
     return summary
 
 
-_check_spec = check_spec  # the name jobs/preprocess.py imports
-
-
 def build_index(store_dir: str, catalog_dir: str) -> dict:
     """Write ``index.json`` (spec + every finished title of the catalog, sorted by title_id) and
     ``errors.jsonl`` (titles that failed); warns about titles not processed yet."""
