@@ -300,11 +300,22 @@ def decodable_extent(path: str | os.PathLike, tail_seconds: float = 5.0) -> tupl
     return ends[0], ends[1]
 
 
+def _seek_timestamp(seconds: float, stream) -> int:
+    """The stream timestamp to seek to for a frame shown at ``seconds``.
+
+    ``floor(seconds / time_base)`` can land one tick before a frame at exactly ``seconds``
+    (3 * 3.2 / (1 / 10240) = 98303.99...), and FFmpeg then seeks to the keyframe before it: a
+    whole extra GOP decoded.  Allowing ``TIME_EPS`` (the tolerance frame times are matched with)
+    keeps the seek on the frame's own keyframe.
+    """
+    return math.floor((seconds + TIME_EPS) / stream.time_base)
+
+
 def _decode_to_end(container, stream, target: float, fps: float, limit: int = 0) -> float | None:
     """Seek to ``target`` and decode to the end (or ``limit`` frames): the end time of the last
     frame, or None if nothing decodes."""
     try:
-        container.seek(math.floor(target / stream.time_base), stream=stream)
+        container.seek(_seek_timestamp(target, stream), stream=stream)
     except av.error.FFmpegError:
         return None
     end, n = None, 0
@@ -354,7 +365,7 @@ class _VideoCursor:
         start = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time is not None else 0.0
         target = max(t, start)
         try:
-            self.container.seek(math.floor(target / self.stream.time_base), stream=self.stream)
+            self.container.seek(_seek_timestamp(target, self.stream), stream=self.stream)
         except av.error.FFmpegError as exc:
             raise MediaError(self.path, f"cannot seek to {t:.3f} s (FFmpeg: {_ffmpeg_msg(exc)})") from exc
         self._it = self.container.decode(self.stream)
@@ -379,14 +390,20 @@ class _VideoCursor:
             if t is not None:
                 return _Decoded(t, frame)
 
-    def frames_at(self, times: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-        """RGB frames displayed at ``times`` (ascending) into ``out`` (allocated if None)."""
+    def frames_at(self, times: np.ndarray, out: np.ndarray) -> None:
+        """Write the RGB frames displayed at ``times`` (ascending) into ``out`` ``[len(times), H, W, 3]``.
+
+        A frame whose time is ``t`` (within ``TIME_EPS``) is the one displayed at ``t`` without
+        decoding the next frame to confirm it: on a constant-rate stream read at its own rate
+        (the snippet store) the clip's last frame is then never followed by a decode of the
+        next GOP's keyframe.
+        """
         t0 = float(times[0])
         cur = self._cur
         if self._it is None or cur is None or cur.time > t0 + TIME_EPS or t0 - cur.time > CONTIGUOUS_S:
             self._seek(t0)
         for i, t in enumerate(times):
-            while True:
+            while self._cur is None or abs(self._cur.time - t) > TIME_EPS:
                 d = self._pull()
                 if d is None:
                     break
@@ -406,10 +423,13 @@ class _VideoCursor:
                     if t0 > end + TIME_EPS:
                         raise MediaError(self.path, f"start {t0:.3f} s is past the end of the video ({end:.3f} s)")
             rgb = use.rgb()
-            if out is None:
-                out = np.empty((len(times),) + rgb.shape, np.uint8)
+            if rgb.shape != out.shape[1:]:
+                raise MediaError(
+                    self.path,
+                    f"the frame at {use.time:.3f} s is {rgb.shape[1]}x{rgb.shape[0]} but the stream declares "
+                    f"{out.shape[2]}x{out.shape[1]}; avplug reads videos of one frame size",
+                )
             out[i] = rgb
-        return out
 
 
 def _check_request(path, num_frames: int, fps: float) -> None:
@@ -548,12 +568,12 @@ class PyAVDecoder:
             stream = _best(c, "video", path)
             self._setup(stream)
             cursor = _VideoCursor(c, stream, path)
-            out = None
+            height, width = stream.codec_context.height, stream.codec_context.width
+            if not height or not width:
+                raise MediaError(path, "the video stream declares no frame size")
+            out = np.empty((starts.size, num_frames, height, width, 3), np.uint8)  # filled in place, one copy per frame
             for k in np.argsort(starts, kind="stable"):
-                clip = cursor.frames_at(starts[k] + offsets, None if out is None else out[k])
-                if out is None:
-                    out = np.empty((starts.size,) + clip.shape, np.uint8)
-                    out[k] = clip
+                cursor.frames_at(starts[k] + offsets, out[k])
         return torch.from_numpy(out)
 
     def read_video(self, path: str | os.PathLike, start_s: float, num_frames: int, fps: float) -> torch.Tensor:

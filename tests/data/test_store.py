@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import filecmp
+import fractions
 import json
 import os
 import pickle
@@ -17,6 +18,7 @@ from scipy.signal import hilbert
 from avplug.data import store as store_mod
 from avplug.data.catalog import load_catalog, load_split, load_titles
 from avplug.data.decoders import PyAVDecoder, torchcodec_available
+from avplug.data.decoders import _seek_timestamp as decoders_seek
 from avplug.data.errors import StoreError
 from avplug.data.store import (
     SnippetStore,
@@ -90,6 +92,37 @@ def test_snippets_come_back_in_the_order_asked_from_one_file_open(store, timecod
     assert len(calls) == 1 and calls[0][1] == pytest.approx([4.8, 0.0, 4.8])
     audio = store.read_audio("tc", [3, 0])
     assert torch.equal(audio[0], store.read_audio("tc", [3])[0]) and torch.equal(audio[1], store.read_audio("tc", [0])[0])
+
+
+def test_reading_a_snippet_decodes_its_own_frames_only(store, monkeypatch):
+    """Each snippet starts on a keyframe: reading it decodes exactly its frames, neither the GOP
+    before (a seek that rounds one tick early) nor the next snippet's keyframe (a look-ahead)."""
+    from avplug.data import decoders
+
+    decoded = []
+    pull = decoders._VideoCursor._pull
+
+    def counting_pull(self):
+        d = pull(self)
+        if d is not None:
+            decoded.append(d.time)
+        return d
+
+    monkeypatch.setattr(decoders._VideoCursor, "_pull", counting_pull)
+    L, F = store.snippet_seconds, store.snippet_frames
+    for m in range(5):
+        decoded.clear()
+        store.read_video("tc", [m], decoder="pyav")
+        assert decoded == pytest.approx([m * L + i / store.fps for i in range(F)]), m
+
+
+def test_seek_timestamps_do_not_round_a_tick_early():
+    class Stream:
+        time_base = fractions.Fraction(1, 10240)
+
+    frame = 2048  # ticks per frame at 5 fps; snippet m's keyframe is at m * 32768
+    for m in range(10):
+        assert m * 32768 <= decoders_seek(m * 16 / 5, Stream) < m * 32768 + frame, m
 
 
 def test_a_decoder_with_only_the_registry_contract_works(store, timecode):
