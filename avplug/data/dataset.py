@@ -152,6 +152,29 @@ def _check_store_matches_cfg(store, cfg) -> None:
             raise StoreError(root, f"built with {key} = {stored!r} but the cfg asks for {wanted!r}; rebuild it with tools/preprocess.py")
 
 
+def stack_in_memory_order(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(tensors)`` (equal shapes), laid out in memory like the tensors themselves.
+
+    Raw clips are ``[T, H, W, 3]`` frames viewed as ``[3, T, H, W]``: a plain ``torch.stack``
+    transposes every pixel into a contiguous ``[B, 3, T, H, W]`` (8x slower than a copy for the
+    paper's raw batch), while stacking in memory order is one copy and yields the same values
+    with channels-last strides (the layout ``SOLVER.CHANNELS_LAST`` wants anyway).  In a loader
+    worker the result is allocated in shared memory, so handing it to the main process copies
+    nothing more (as ``default_collate`` does).
+    """
+    first = tensors[0]
+    order = sorted(range(first.dim()), key=lambda d: -first.stride(d)) if first.dim() else []
+    if any(t.stride() != first.stride() for t in tensors):
+        order = list(range(first.dim()))  # mixed layouts: contiguous
+    parts = [t.permute(order) for t in tensors]
+    out = None
+    if torch.utils.data.get_worker_info() is not None:
+        out = torch.empty((len(parts),) + tuple(parts[0].shape), dtype=first.dtype).share_memory_()
+    stacked = torch.stack(parts, out=out)
+    inverse = [0] + [1 + order.index(d) for d in range(first.dim())]
+    return stacked.permute(inverse)
+
+
 def collate_snippets(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack a list of samples into a batch, keeping their order.
 
@@ -164,8 +187,8 @@ def collate_snippets(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "snippet_index": [s["snippet_index"] for s in samples],
     }
     videos = [s["video"] for s in samples]
-    batch["video"] = torch.stack(videos) if len({v.shape for v in videos}) == 1 else videos
-    batch["audio"] = torch.stack([s["audio"] for s in samples])
+    batch["video"] = stack_in_memory_order(videos) if len({v.shape for v in videos}) == 1 else videos
+    batch["audio"] = stack_in_memory_order([s["audio"] for s in samples])
     if "aug" in samples[0]:
         batch["aug"] = stack_params([s["aug"] for s in samples])
     return batch

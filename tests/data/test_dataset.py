@@ -222,3 +222,17 @@ def test_loader_with_the_hierarchical_sampler(store):
     assert sum(store.video_reads.values()) == sum(len({t for t, _ in batch}) for batch in expected)  # one read per title and batch
     title_id, index = expected[0][0]
     assert torch.equal(batches[0]["video"][0], PretrainDataset(cfg, FakeStore(TITLES))[(title_id, index, 3)]["video"])
+
+
+def test_stacking_keeps_the_clips_memory_order():
+    from avplug.data.dataset import stack_in_memory_order
+
+    frames = [torch.randint(0, 255, (4, 6, 8, 3), dtype=torch.uint8) for _ in range(3)]
+    clips = [f.permute(3, 0, 1, 2) for f in frames]  # [3, T, H, W] views, as raw samples are
+    out = stack_in_memory_order(clips)
+    assert torch.equal(out, torch.stack(clips))
+    assert out.permute(0, 2, 3, 4, 1).is_contiguous()  # one copy of the frames, channels last
+    mixed = stack_in_memory_order([clips[0], clips[1].contiguous()])
+    assert mixed.is_contiguous() and torch.equal(mixed, torch.stack(clips[:2]))
+    plain = [torch.randn(2, 5) for _ in range(2)]
+    assert torch.equal(stack_in_memory_order(plain), torch.stack(plain))

@@ -216,3 +216,19 @@ def test_batch_transform_off_device_only_moves():
     assert out["video"] is batch["video"] and out["title_id"] == ["a", "b"]
     with pytest.raises(KeyError, match="ON_DEVICE"):
         build_batch_transform(load_config("demo", ["INPUT.ON_DEVICE", "True"]), "cpu")(batch)
+
+
+def test_video_of_decoder_layout_becomes_contiguous_and_normalize_inplace_owns_its_input():
+    """Decoders give [T, H, W, 3] frames viewed as [3, T, H, W]; the float video comes out
+    contiguous (the broadcasts after it are slow on that layout) and equal to the plain formula."""
+    from avplug.data.transforms import NormalizeVideo, ToFloat01
+
+    frames = _raw((6, 20, 30, 3)).permute(3, 0, 1, 2)  # channels-last strides
+    x = ToFloat01()(frames[..., 2:12, 5:15])
+    assert x.is_contiguous() and torch.equal(x, frames[..., 2:12, 5:15].float() / 255)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    expected = (x - torch.tensor(mean).view(3, 1, 1, 1)) / torch.tensor(std).view(3, 1, 1, 1)
+    kept = x.clone()
+    assert torch.allclose(NormalizeVideo(mean, std)(x), expected) and torch.equal(x, kept)
+    out = NormalizeVideo(mean, std, inplace=True)(x)
+    assert out.data_ptr() == x.data_ptr() and torch.allclose(out, expected)
