@@ -341,9 +341,10 @@ def per_core(cfg, source: Path, store: SnippetStore, min_seconds: float, k: int)
     return results
 
 
-def _loader_cfg(cfg, k: int, batch_size: int, workers: int):
+def _loader_cfg(cfg, k: int, batch_size: int, workers: int, on_device: bool = False):
     run_cfg = cfg.clone()
     run_cfg.defrost()
+    run_cfg.INPUT.ON_DEVICE = on_device
     run_cfg.SAMPLER.NAME = "HierarchicalSampler"
     run_cfg.SAMPLER.K = k
     run_cfg.SAMPLER.WINDOW = 0
@@ -377,34 +378,63 @@ def fetch_locality(cfg, store: SnippetStore, ks: list[int], batch_size: int, max
 
 
 def loader_mode(cfg, store: SnippetStore, ks: list[int], workers: list[int], batch_size: int, max_batches: int) -> list[dict]:
+    """Wall-clock DataLoader throughput for each (transforms in the workers or on the device, k,
+    worker count)."""
     rows = []
-    for k in ks:
-        for w in workers:
-            run_cfg = _loader_cfg(cfg, k, batch_size, w)
-            sampler = build_sampler(run_cfg, store.titles, world_size=1, rank=0)
-            sampler.set_epoch(0)
-            loader = build_pretrain_loader(run_cfg, PretrainDataset(run_cfg, store), sampler)
-            it = iter(loader)
-            next(it)  # worker start-up and first batch excluded
-            t0, batches, opens = time.perf_counter(), 0, 0
-            for batch in it:
-                batches += 1
-                opens += len(set(batch["title_id"]))
-                if batches >= max_batches:
-                    break
-            wall = time.perf_counter() - t0
-            del it, loader
-            row = {
-                "k": k,
-                "workers": w,
-                "batch_size": batch_size,
-                "batches": batches,
-                "title_reads_per_batch": round(opens / max(batches, 1), 2),
-                "snippets_per_s": round(batches * batch_size / max(wall, 1e-9), 2),
-            }
-            log.info("loader k=%d workers=%d: %.2f snippets/s (%.1f title reads per batch)", k, w, row["snippets_per_s"], row["title_reads_per_batch"])
-            rows.append(row)
+    for on_device in (False, True):
+        for k in ks:
+            for w in workers:
+                rows.append(_loader_row(cfg, store, on_device, k, w, batch_size, max_batches))
     return rows
+
+
+def _proc_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of running processes (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _loader_row(cfg, store: SnippetStore, on_device: bool, k: int, w: int, batch_size: int, max_batches: int) -> dict:
+    """One row: batches after the first, wall clock, and the CPU time of the processes that
+    fetched them (the workers, or the main process with 0 workers)."""
+    run_cfg = _loader_cfg(cfg, k, batch_size, w, on_device)
+    sampler = build_sampler(run_cfg, store.titles, world_size=1, rank=0)
+    sampler.set_epoch(0)
+    loader = build_pretrain_loader(run_cfg, PretrainDataset(run_cfg, store), sampler)
+    it = iter(loader)
+    next(it)  # worker start-up and first batch excluded
+    pids = [p.pid for p in getattr(it, "_workers", [])]  # the DataLoader's worker processes
+
+    def cpu() -> float:
+        return _proc_cpu_seconds(pids) if pids else time.process_time()
+
+    t0, c0, batches, opens = time.perf_counter(), cpu(), 0, 0
+    for batch in it:
+        batches += 1
+        opens += len(set(batch["title_id"]))
+        if batches >= max_batches:
+            break
+    wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+    del it, loader
+    snippets = batches * batch_size
+    row = {
+        "transforms": "on device (raw fetch)" if on_device else "in workers",
+        "k": k,
+        "workers": w,
+        "batch_size": batch_size,
+        "batches": batches,
+        "title_reads_per_batch": round(opens / max(batches, 1), 2),
+        "snippets_per_s": round(snippets / max(wall, 1e-9), 2),
+        "snippets_per_fetch_cpu_s": round(snippets / max(cpu_s, 1e-9), 2),
+    }
+    log.info("loader %s k=%d workers=%d: %.2f snippets/s, %.1f per CPU-s of the fetching processes (%.1f title reads per batch)",
+             row["transforms"], k, w, row["snippets_per_s"], row["snippets_per_fetch_cpu_s"], row["title_reads_per_batch"])
+    return row
 
 
 def main(argv=None) -> dict:

@@ -20,7 +20,7 @@ bf16+cl3d+cudnn_bench+fused_adam                  + SOLVER.FUSED_OPTIMIZER True
 bf16+cl3d+cudnn_bench+fused_adam+compile          eager + SOLVER.COMPILE True
 ...+fused_adam+on_device_aug                      eager + INPUT.ON_DEVICE True
 ...+fused_adam+compile+on_device_aug              eager + SOLVER.COMPILE True + INPUT.ON_DEVICE True
-...+fused_adam+loss_item_sync                     eager + the engine's per-step ``loss.item()``
+...+fused_adam+loss_item_sync                     eager + ``loss.item()`` every step
 ================================================  ============================================
 
 cl3d: the model in channels_last_3d (video) / channels_last (audio) memory format.  Overrides given
@@ -146,7 +146,7 @@ VARIANTS = (
     Variant("bf16+cl3d+cudnn_bench+fused_adam+compile+on_device_aug", _BEST_EAGER + _COMPILE + _ON_DEVICE,
             note="transforms in the step"),
     Variant("bf16+cl3d+cudnn_bench+fused_adam+loss_item_sync", _BEST_EAGER, loss_item_sync=True,
-            note="engine's per-step loss.item()"),
+            note="per-step loss.item()"),
 )
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 

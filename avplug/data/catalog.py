@@ -40,6 +40,7 @@ from iopath.common.file_io import g_pathmgr
 from avplug.data.decoders import decodable_extent, probe, quiet_ffmpeg
 from avplug.data.errors import MediaError
 from avplug.data.index import TitleRecord
+from avplug.resources import available_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -272,13 +273,11 @@ def _inspect_job(args: tuple[str, float]) -> tuple[str, dict | None, str | None]
 
 
 def resolve_workers(workers: int) -> int:
-    """``workers`` processes, or every core available to this process when 0."""
+    """``workers`` processes, or every CPU available to this process when 0
+    (:func:`avplug.resources.available_cpus`)."""
     if workers and workers > 0:
         return int(workers)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 def pool_context():

@@ -112,6 +112,7 @@ from avplug.data.demo_events import (
     event_class,
     pan_gains,
 )
+from avplug.resources import available_cpus
 
 __all__ = [
     "BROKEN_REASONS",
@@ -1147,13 +1148,6 @@ def _prepare_out_dir(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def generate_demo_corpus(
     out_dir: str | os.PathLike,
     *,
@@ -1194,7 +1188,7 @@ def generate_demo_corpus(
             tasks.append(("esc_clip", esc[i : i + 10], None, 50.0))
     tasks.sort(key=lambda task: -task[3])  # longest first keeps the pool busy to the end
 
-    n_workers = _default_workers() if workers is None else max(1, int(workers))
+    n_workers = available_cpus() if workers is None else max(1, int(workers))
     n_files = sum(len(task[1]) for task in tasks)
     bar = tqdm(total=n_files, desc="demo corpus", unit="file", disable=not progress)
     try:

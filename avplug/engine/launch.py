@@ -11,6 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from avplug.engine import distributed as du
+from avplug.resources import available_cpus
 
 
 def default_num_procs() -> int:
@@ -24,7 +25,7 @@ def _worker(local_rank: int, num_procs: int, port: int, cfg, resume: bool, resul
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )
     if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_procs))
+        torch.set_num_threads(max(1, available_cpus() // num_procs))
     from avplug.engine.train import run_pretraining
 
     try:

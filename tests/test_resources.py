@@ -1,0 +1,18 @@
+"""available_cpus: the affinity mask, capped by Slurm's allocation."""
+import os
+
+from avplug.data.catalog import resolve_workers
+from avplug.resources import available_cpus
+
+
+def test_available_cpus_follows_affinity_and_the_slurm_allocation(monkeypatch):
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    mask = len(os.sched_getaffinity(0))
+    assert available_cpus() == mask == resolve_workers(0)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert available_cpus() == 1 == resolve_workers(0)
+    assert resolve_workers(3) == 3  # an explicit count wins
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", str(mask + 8))  # more than this machine: the mask caps it
+    assert available_cpus() == mask
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "")
+    assert available_cpus() == mask
