@@ -8,7 +8,8 @@
 Without --store it writes a synthetic source (moving texture at --size, 24 fps, stereo 44.1 kHz
 AAC), ingests and preprocesses it with the cfg's store sizes into a temporary folder (reporting
 the preprocessing speed in seconds of source per second), then reads snippets of that one title
-in three access patterns, with each decoder, one thread each, as a DataLoader worker would:
+in three access patterns, with each decoder, one thread each on one pinned core, as a DataLoader
+worker would (per wall-second and per CPU-second):
 
 - ``single``: one random snippet per call (the i.i.d. baseline, k = 1);
 - ``group``: k random distinct snippets of the title per call (hierarchical sampling, no window);
@@ -128,6 +129,9 @@ def main(argv=None) -> int:
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    # One pinned core, as a loader worker mostly is: unpinned, a 2-core VM here migrated the process
+    # between its cores and PyAV's rate dropped by up to 2x while torchcodec's barely moved.
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     quiet_ffmpeg()
     cfg = load_config(args.cfg, args.opts)
     k = args.k or cfg.SAMPLER.K
@@ -151,19 +155,28 @@ def main(argv=None) -> int:
         }  # fmt: skip
         header = f"{'decoder':<18}" + "".join(f"{name:>12}" for name in plans)
         print(f"{header}   (snippets/s, median of {args.repeats})")
-        for name, dec in decoders().items():
-            row = {}
-            for pattern, calls in plans.items():
+        decs = decoders()
+        wall: dict = {(name, pattern): [] for name in decs for pattern in plans}
+        cpu: dict = {(name, pattern): [] for name in decs for pattern in plans}
+        for dec in decs.values():
+            for calls in plans.values():
                 store.read_video(title, calls[0], decoder=dec)  # warm-up: page cache, lazy imports
-                times = []
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
+        for _ in range(args.repeats):  # round-robin, so that drifts of the machine hit every decoder alike
+            for name, dec in decs.items():
+                for pattern, calls in plans.items():
+                    t0, c0 = time.perf_counter(), time.process_time()
                     for idx in calls:
                         store.read_video(title, idx, decoder=dec)
-                    times.append(time.perf_counter() - t0)
-                row[pattern] = sum(len(c) for c in calls) / statistics.median(times)
+                    wall[name, pattern].append(time.perf_counter() - t0)
+                    cpu[name, pattern].append(time.process_time() - c0)  # every thread of this process
+        results["video_per_cpu_s"] = {}
+        for name in decs:
+            snippets = {pattern: sum(len(c) for c in calls) for pattern, calls in plans.items()}
+            row = {p: snippets[p] / statistics.median(wall[name, p]) for p in plans}
+            row_cpu = {p: snippets[p] / statistics.median(cpu[name, p]) for p in plans}
             results["video"][name] = row
-            print(f"{name:<18}" + "".join(f"{row[p]:>12.1f}" for p in plans))
+            results["video_per_cpu_s"][name] = row_cpu
+            print(f"{name:<18}" + "".join(f"{row[p]:>12.1f}" for p in plans) + "   per CPU-s:" + "".join(f"{row_cpu[p]:>8.1f}" for p in plans))
         t0 = time.perf_counter()
         n = 0
         for calls in plans.values():

@@ -42,3 +42,31 @@ def test_preprocess_throughput_quick(tmp_path):
     for name in ("ceiling_pyav_decode", "store_preprocess_title"):
         assert figures[name]["passes"] >= 1 and figures[name]["source_s_per_cpu_s"] > 0, name
     assert data["per_core"]["store_over_ceiling"] > 0 and "slurm_array" not in data
+
+
+def test_decoder_compare_small(tmp_path):
+    out = tmp_path / "result.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "decoder_compare.py"), "--cfg", "demo.yaml", "--seconds", "8",
+         "--size", "128x72", "--reads", "4", "--k", "2", "--repeats", "1", "--json", str(out)],
+        check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    data = json.loads(out.read_text())
+    for table in ("video", "video_per_cpu_s"):
+        assert set(data[table]["pyav"]) == {"single", "group", "adjacent"}
+        assert all(rate > 0 for row in data[table].values() for rate in row.values())
+    assert data["audio_snippets_per_s"] > 0 and data["preprocess_source_s_per_s"] > 0
+
+
+def test_sampler_epoch_small(tmp_path):
+    out = tmp_path / "result.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sampler_epoch.py"), "--titles", "200", "--batch", "128",
+         "--world-size", "1", "--quick", "--json", str(out)],
+        check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    data = json.loads(out.read_text())
+    assert data["titles"] == 200 and "iid" in data["policies"] and "hierarchical_k16" in data["policies"]
+    assert all(p["batches"] > 0 and p["ms_per_batch"] > 0 for p in data["policies"].values())
