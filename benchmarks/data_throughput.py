@@ -163,8 +163,12 @@ def _cpu_seconds() -> float:
     return own + children.ru_utime + children.ru_stime
 
 
-def measure(name: str, one_pass, snippets_per_pass: int, min_seconds: float) -> dict:
-    """Run ``one_pass`` once to warm up, then until ``min_seconds`` of wall time have passed."""
+def measure(name: str, one_pass, units_per_pass: float, min_seconds: float, unit: str = "snippets", label: str = "snippets") -> dict:
+    """Run ``one_pass`` once to warm up, then until ``min_seconds`` of wall time have passed.
+
+    Each pass does ``units_per_pass`` of ``unit`` (snippets, seconds of source, ...); the result
+    counts them per CPU-second and per wall-second (keys ``{unit}_per_cpu_s``, ``{unit}_per_wall_s``).
+    """
     one_pass()
     passes, wall0, cpu0 = 0, time.perf_counter(), _cpu_seconds()
     while True:
@@ -173,15 +177,16 @@ def measure(name: str, one_pass, snippets_per_pass: int, min_seconds: float) -> 
         wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
         if wall >= min_seconds:
             break
-    snippets = passes * snippets_per_pass
+    units = passes * units_per_pass
     result = {
-        "snippets": snippets,
+        "passes": passes,
+        unit: units,
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
-        "snippets_per_cpu_s": round(snippets / max(cpu, 1e-9), 3),
-        "snippets_per_wall_s": round(snippets / max(wall, 1e-9), 3),
+        f"{unit}_per_cpu_s": round(units / max(cpu, 1e-9), 3),
+        f"{unit}_per_wall_s": round(units / max(wall, 1e-9), 3),
     }
-    log.info("%s: %.2f snippets per CPU-s (%.2f per wall-s, %d snippets)", name, result["snippets_per_cpu_s"], result["snippets_per_wall_s"], snippets)
+    log.info("%s: %.2f %s per CPU-s (%.2f per wall-s, %g in all)", name, result[f"{unit}_per_cpu_s"], label, result[f"{unit}_per_wall_s"], units)
     return result
 
 
@@ -253,14 +258,15 @@ def store_pass(dataset: PretrainDataset, title_id: str, num_snippets: int, k: in
     return one_pass
 
 
-def ffmpeg_pass(path: str, loops: int):
-    """(c): the ffmpeg CLI decoding the store video stream with one thread, ``loops`` times in one
-    process (``-stream_loop``) so that process start-up does not count."""
+def ffmpeg_pass(path: str, loops: int = 1, streams: tuple[str, ...] = ("0:v:0",)):
+    """(c): the ffmpeg CLI decoding ``streams`` of ``path`` with one thread, output discarded,
+    ``loops`` times in one process (``-stream_loop``) so that process start-up does not count."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         return None
+    maps = [arg for stream in streams for arg in ("-map", stream)]
     command = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "1", "-stream_loop", str(loops - 1),
-               "-i", path, "-map", "0:v:0", "-f", "null", "-"]  # fmt: skip
+               "-i", path, *maps, "-f", "null", "-"]  # fmt: skip
 
     def one_pass():
         subprocess.run(command, check=True)
@@ -268,16 +274,18 @@ def ffmpeg_pass(path: str, loops: int):
     return one_pass
 
 
-def pyav_pass(path: str, rgb: bool):
-    """(c'): PyAV decoding the store video stream single-threaded, optionally converting to RGB."""
+def pyav_pass(path: str, rgb: bool = False, audio: bool = False):
+    """(c'): PyAV decoding the video stream (and with ``audio`` the first audio stream) single-
+    threaded, optionally converting the video frames to RGB."""
 
     def one_pass():
         with av.open(path) as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_count = 1
-            for frame in container.decode(stream):
-                if rgb:
-                    frame.to_ndarray(format="rgb24")
+            streams = [container.streams.video[0]] + ([container.streams.audio[0]] if audio else [])
+            streams[0].codec_context.thread_count = 1
+            for packet in container.demux(*streams):
+                for frame in packet.decode():
+                    if rgb and isinstance(frame, av.VideoFrame):
+                        frame.to_ndarray(format="rgb24")
 
     return one_pass
 

@@ -40,11 +40,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_throughput import _cpu_seconds, machine_info, make_source  # noqa: E402  (sibling script)
+from data_throughput import ffmpeg_pass, machine_info, make_source, measure, pyav_pass  # noqa: E402  (sibling script)
 
 from avplug.config import load_config  # noqa: E402
 from avplug.data.catalog import ingest, load_catalog  # noqa: E402
@@ -52,52 +51,6 @@ from avplug.data.store import META_FILE, TITLES_DIR, StoreSpec, preprocess_title
 
 log = logging.getLogger("preprocess_throughput")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def measure(name: str, one_pass, source_seconds: float, min_seconds: float) -> dict:
-    """Run ``one_pass`` once to warm up, then until ``min_seconds`` of wall time have passed."""
-    one_pass()
-    passes, wall0, cpu0 = 0, time.perf_counter(), _cpu_seconds()
-    while True:
-        one_pass()
-        passes += 1
-        wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
-        if wall >= min_seconds:
-            break
-    seconds = passes * source_seconds
-    result = {
-        "passes": passes,
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        "source_s_per_cpu_s": round(seconds / max(cpu, 1e-9), 3),
-        "source_s_per_wall_s": round(seconds / max(wall, 1e-9), 3),
-    }
-    log.info("%s: %.2f s of source per CPU-s (%.2f per wall-s)", name, result["source_s_per_cpu_s"], result["source_s_per_wall_s"])
-    return result
-
-
-def ffmpeg_decode_pass(path: str):
-    """The ffmpeg CLI decoding the source's video and audio, one thread, output discarded."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        return None
-    command = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "1", "-i", path,
-               "-map", "0:v:0", "-map", "0:a:0", "-f", "null", "-"]  # fmt: skip
-    return lambda: subprocess.run(command, check=True)
-
-
-def pyav_decode_pass(path: str):
-    """PyAV demuxing and decoding both streams of the source, one thread, frames dropped."""
-
-    def one_pass():
-        with av.open(path) as container:
-            streams = [container.streams.video[0], container.streams.audio[0]]
-            streams[0].codec_context.thread_count = 1
-            for packet in container.demux(*streams):
-                for _ in packet.decode():
-                    pass
-
-    return one_pass
 
 
 def store_pass(entry: dict, spec: StoreSpec, work: Path):
@@ -127,11 +80,14 @@ def per_core(cfg, source: Path, work: Path, min_seconds: float) -> dict:
     os.sched_setaffinity(0, {max(all_cpus)})
     try:
         results = {}
-        cli = ffmpeg_decode_pass(str(source))
+        per_source_s = {"unit": "source_s", "label": "s of source"}
+        cli = ffmpeg_pass(str(source), streams=("0:v:0", "0:a:0"))
         if cli is not None:
-            results["ceiling_ffmpeg_cli_decode"] = measure("(ceiling) ffmpeg -threads 1 decoding the source", cli, seconds, min_seconds)
-        results["ceiling_pyav_decode"] = measure("(ceiling') PyAV decoding the source", pyav_decode_pass(str(source)), seconds, min_seconds)
-        results["store_preprocess_title"] = measure("(store) preprocess_title", store_pass(entry, StoreSpec.from_cfg(cfg), work), seconds, min_seconds)
+            results["ceiling_ffmpeg_cli_decode"] = measure("(ceiling) ffmpeg -threads 1 decoding the source", cli, seconds, min_seconds, **per_source_s)
+        results["ceiling_pyav_decode"] = measure("(ceiling') PyAV decoding the source", pyav_pass(str(source), audio=True), seconds, min_seconds, **per_source_s)
+        results["store_preprocess_title"] = measure(
+            "(store) preprocess_title", store_pass(entry, StoreSpec.from_cfg(cfg), work), seconds, min_seconds, **per_source_s
+        )
     finally:
         os.sched_setaffinity(0, all_cpus)
     ceiling = results.get("ceiling_ffmpeg_cli_decode", results["ceiling_pyav_decode"])["source_s_per_cpu_s"]

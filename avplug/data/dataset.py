@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -168,8 +169,10 @@ def stack_in_memory_order(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         order = list(range(first.dim()))  # mixed layouts: contiguous
     parts = [t.permute(order) for t in tensors]
     out = None
-    if torch.utils.data.get_worker_info() is not None:
-        out = torch.empty((len(parts),) + tuple(parts[0].shape), dtype=first.dtype).share_memory_()
+    if torch.utils.data.get_worker_info() is not None:  # allocate in shared memory, as default_collate
+        shape = (len(parts),) + tuple(parts[0].shape)
+        storage = first.untyped_storage()._new_shared(math.prod(shape) * first.element_size())
+        out = first.new_empty(0).set_(storage, 0, shape)
     stacked = torch.stack(parts, out=out)
     inverse = [0] + [1 + order.index(d) for d in range(first.dim())]
     return stacked.permute(inverse)
