@@ -80,7 +80,9 @@ DATASETS = Registry(
     Called as ``obj(root, split, subset)``: ``root`` the dataset folder as users download it,
     ``split`` the official split or fold number (1-based), ``subset`` "train" or "test".  Returns an
     object with ``.samples`` (list of ``(path, label_index)``), ``.classes`` (list of class names in
-    label order) and ``.modality`` ("video" or "audio").
+    label order) and ``.modality`` ("video" or "audio"); optionally ``.group_of(path) -> str``, the
+    recording a clip shares with others (confidence intervals resample these groups; without it
+    every clip is its own group).
     """,
 )
 

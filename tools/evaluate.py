@@ -86,7 +86,8 @@ def main(argv=None) -> int:
         print(f"evaluate.py: {exc}", file=sys.stderr)
         return 2
     print(results_markdown(summary))
-    print(json.dumps({"results": f"{cfg.OUTPUT_DIR}/results.json", "mean": summary["mean"], "std": summary["std"]}))
+    print(json.dumps({"results": f"{cfg.OUTPUT_DIR}/results.json", "mean": summary["mean"], "std": summary["std"],
+                      "mean_ci95": summary["mean_ci95"]}))
     return 0
 
 

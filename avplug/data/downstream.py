@@ -4,7 +4,11 @@ Each is registered in ``registry.DATASETS`` under its name and follows that regi
 ``cls(root, split, subset)`` with ``split`` the official 1-based split (UCF101, HMDB51: 1-3) or
 fold (ESC-50: 1-5) and ``subset`` "train" or "test"; the object has ``.samples`` (list of
 ``(path, label_index)``), ``.classes`` (class names in label order) and ``.modality``.  The class
-attribute ``SPLITS`` lists the official splits (used when ``EVAL.DOWNSTREAM.SPLITS`` is empty).
+attribute ``SPLITS`` lists the official splits (used when ``EVAL.DOWNSTREAM.SPLITS`` is empty), and
+``group_of(path)`` names the recording a clip shares with others, read from its official file name
+(UCF101: class and group ``gXX``, the clips of one setting; HMDB51: the source video before the
+class name; ESC-50: ``src_file``, the takes of one recording): the confidence intervals of
+:mod:`avplug.evaluation.downstream` resample these groups, not single clips.
 
 Expected layouts (as unpacked from the official archives):
 
@@ -72,6 +76,10 @@ class DownstreamDataset:
             f"{len(self.samples)} samples, {len(self.classes)} classes)"
         )
 
+    def group_of(self, path: str) -> str:
+        """The recording ``path`` belongs to (clips of one group are not independent); here the clip itself."""
+        return Path(path).name
+
     def _check_exist(self, listed_in: Path | str) -> None:
         missing = [p for p, _ in self.samples if not Path(p).is_file()]
         if missing:
@@ -124,6 +132,13 @@ class UCF101(DownstreamDataset):
             self.samples.append((str(videos / rel), label))
         self._check_exist(list_file)
 
+    GROUP = re.compile(r"v_(?P<cls>.+)_g(?P<group>\d+)_c\d+\.avi", re.IGNORECASE)
+
+    def group_of(self, path: str) -> str:
+        """``<Class>_gXX`` of ``v_<Class>_gXX_cYY.avi`` (the clips of one group share a setting)."""
+        m = self.GROUP.fullmatch(Path(path).name)
+        return f"{m['cls']}_g{int(m['group']):02d}" if m else super().group_of(path)
+
     @staticmethod
     def _read_class_index(path: Path) -> list[str]:
         classes = []
@@ -166,6 +181,11 @@ class HMDB51(DownstreamDataset):
                     self.samples.append((str(videos / name / parts[0]), label))
         self._check_exist(split_dir)
 
+    def group_of(self, path: str) -> str:
+        """The source video: the part of ``<source>_<class>_<tags>_<n>.avi`` before the class folder's name."""
+        name, cls = Path(path).name, Path(path).parent.name
+        return name.split(f"_{cls}_", 1)[0] if f"_{cls}_" in name else super().group_of(path)
+
 
 @DATASETS.register()
 class ESC50(DownstreamDataset):
@@ -205,6 +225,10 @@ class ESC50(DownstreamDataset):
             raise ValueError(f"{meta}: targets must be 0..{len(categories) - 1}, got {sorted(categories)}")
         self.classes = [categories[t] for t in range(len(categories))]
         self._check_exist(meta)
+
+    def group_of(self, path: str) -> str:
+        """``src_file`` of ``{fold}-{src_file}-{take}-{target}.wav`` (the takes of one recording)."""
+        return Path(path).stem.split("-")[1]
 
     @staticmethod
     def _cross_check(meta: Path, row_no: int, name: str, fold: int, target: int) -> None:

@@ -1,11 +1,12 @@
 """Downstream protocols: fine-tuning (the paper) and a linear probe on frozen features.
 
 One official split (or fold) is one call, :func:`run_split`, which also writes
-``OUTPUT_DIR/split<N>/result.json``; :func:`aggregate` combines the splits' results into mean and
-standard deviation, and :func:`run_evaluation` does both for the splits of a cfg and writes
-``results.json`` and ``results.md`` (:func:`write_summary`; what ``tools/evaluate.py`` runs).  A
-Slurm array runs one :func:`run_split` per task, then ``aggregate`` over :func:`load_split_result`
-of every split and :func:`write_summary`.
+``OUTPUT_DIR/split<N>/result.json``; :func:`aggregate` combines the splits' results into mean,
+standard deviation and intervals, and :func:`run_evaluation` does both for the splits of a cfg and
+writes ``results.json`` and ``results.md`` (:func:`write_summary`; what ``tools/evaluate.py``
+runs).  A Slurm array runs one :func:`run_split` per task, then ``aggregate`` over
+:func:`load_split_result` of every split and :func:`write_summary`.  :func:`compare_probes` says
+whether one encoder (pretrained) is ahead of another (random init) on the same test clips.
 
 The classifier is the pretrained backbone (``load_encoders`` of a checkpoint; or randomly
 initialized for the baseline, ``weights`` "none") + dropout (``EVAL.DOWNSTREAM.DROPOUT``) + a
@@ -20,17 +21,38 @@ linear layer on the backbone's ``pooled`` features.  The projection heads are no
   follows ``SOLVER.AMP``.  A checkpoint is written every epoch into ``<split dir>/checkpoints``
   and a rerun (a requeued job) resumes from it; each epoch's randomness is seeded by
   (SEED, epoch), so a resumed run draws what the uninterrupted one would have.
-- ``"linear"``: the backbone frozen in eval mode; the pooled features of every video are extracted
-  once, averaged over the test-time views (NUM_CLIPS x NUM_CROPS), for the training and the test
-  set alike; a linear layer is fitted on the standardized training features by full-batch
-  L-BFGS (strong-Wolfe line search, at most LINEAR_MAX_ITER iterations) on the cross-entropy plus
-  ``WEIGHT_DECAY / 2 * ||W||^2``.  Deterministic and fast: the cost is one pass of feature
-  extraction.  Test predictions are the linear layer applied to the view-averaged features (the
-  same as averaging the views' logits).
+- ``"linear"``: the backbone frozen in eval mode; the pooled features of every video, averaged
+  over the test-time views (NUM_CLIPS x NUM_CROPS), for the training and the test set alike; a
+  linear layer is fitted on the standardized training features by full-batch L-BFGS
+  (strong-Wolfe line search, at most LINEAR_MAX_ITER iterations) on the cross-entropy plus
+  ``WEIGHT_DECAY / 2 * ||W||^2``.  Deterministic and fast.  A clip's frozen features do not
+  depend on the split, so they live in a :class:`FeatureCache` (in memory, one per encoder and
+  cfg) that :func:`run_evaluation` shares between the splits: each clip is decoded and encoded
+  once per dataset, and one classifier is fitted per split.  Test predictions are the linear
+  layer applied to the view-averaged features (the same as averaging the views' logits).
 
 Testing (both protocols): the softmax predictions of the NUM_CLIPS x NUM_CROPS views (NUM_CLIPS
-for audio) are averaged; top-1 and top-5 accuracy come from torchmetrics (top-5 is top-min(5,
-classes)).  Results are fractions in [0, 1].
+for audio) are averaged; top-1 and top-5 (top-min(5, classes)) accuracy are fractions in [0, 1].
+
+Intervals (every result carries its sample size, its chance level ``1 / num_classes`` and a 95%
+interval):
+
+- one split: the Wilson score interval of the proportion of its ``num_test`` test clips that are
+  right (``top1_ci95``, ``top5_ci95``);
+- the mean over splits: a percentile bootstrap (:data:`BOOTSTRAP_DRAWS` draws, seeded, so the
+  same results give the same interval) over the *groups* of test clips, the recordings clips
+  share (``group_of`` of the dataset: a UCF101 group, an HMDB51 source video, an ESC-50 source
+  file): each draw resamples the groups with replacement and weights every split's clips by their
+  group's count, so a clip tested in several splits (HMDB51) is drawn once for all of them and
+  clips of one recording go together.  With disjoint test sets of equal size (UCF101 groups,
+  ESC-50 folds) the mean equals the pooled accuracy and this is its cluster bootstrap.  A draw in
+  which some split has no clip is dropped.
+- :func:`compare_probes`: the difference of two encoders' means on the same test clips with a
+  paired bootstrap of the same kind (the same group draws for both) and, per split, the exact
+  McNemar test on the clips only one of them gets right.
+
+The intervals cover the sampling of test clips given the trained classifiers, not the variance
+of training itself.
 """
 from __future__ import annotations
 
@@ -39,6 +61,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,9 +69,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 from torch import nn
 from torch.utils.data import DataLoader
-from torchmetrics.functional.classification import multiclass_accuracy
 
 import registry
 from avplug.data.downstream import build_downstream_dataset, dataset_splits
@@ -223,13 +246,58 @@ def _view_outputs(fn, loader: DataLoader, chunk: int, device: torch.device, amp,
     return torch.cat(outputs), torch.cat(labels)
 
 
-def accuracy(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """Top-1 and top-5 (top-min(5, classes)) accuracy of ``probs [N, C]`` in [0, 1] (torchmetrics)."""
-    probs, labels = probs.float(), labels.long()
-    return {
-        "top1": float(multiclass_accuracy(probs, labels, num_classes=num_classes, top_k=1, average="micro")),
-        "top5": float(multiclass_accuracy(probs, labels, num_classes=num_classes, top_k=min(5, num_classes), average="micro")),
-    }
+def top_k_hits(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per sample, whether its label is the top-1 / among the top-min(5, classes) of ``probs [N, C]``."""
+    labels = labels.long().view(-1, 1)
+    ranked = probs.float().topk(min(5, probs.shape[1]), dim=1).indices
+    return {"top1": (ranked[:, :1] == labels).any(1).numpy(), "top5": (ranked == labels).any(1).numpy()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Intervals
+# ---------------------------------------------------------------------------------------------
+#: The 97.5% quantile of the standard normal distribution (two-sided 95% intervals).
+Z95 = 1.959963984540054
+#: Bootstrap draws of the intervals of means and differences over splits.
+BOOTSTRAP_DRAWS = 2000
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> list[float]:
+    """Wilson score interval ``[low, high]`` of the proportion ``successes / n`` (95% for the default ``z``)."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"wilson_interval: need 0 <= successes <= n and n > 0, got {successes} of {n}")
+    p, z2 = successes / n, z * z
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [0.0 if successes == 0 else center - half, 1.0 if successes == n else center + half]
+
+
+def _bootstrap_means(runs: Sequence[Sequence[dict[str, Any]]], metric: str, draws: int, seed: int) -> list[np.ndarray]:
+    """Bootstrap replicates ``[draws]`` of the mean over splits of ``metric``, one array per run.
+
+    ``runs[r][i]`` is the ``test_clips`` table of split ``i`` of run ``r``.  Every draw resamples the
+    groups of all tables with replacement, the same draw for every run (paired); a split's accuracy
+    is the group-count-weighted mean of its clips' hits.  Draws leaving a split without clips are NaN.
+    """
+    names = sorted({g for tables in runs for t in tables for g in t["group"]})
+    index = {g: i for i, g in enumerate(names)}
+    counts = np.random.default_rng(seed).multinomial(len(names), np.full(len(names), 1.0 / len(names)), size=draws)
+    means = []
+    for tables in runs:
+        per_split = []
+        for t in tables:
+            g = np.array([index[x] for x in t["group"]])
+            hits = counts @ np.bincount(g, weights=np.asarray(t[metric], np.float64), minlength=len(names))
+            clips = counts @ np.bincount(g, minlength=len(names))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_split.append(np.where(clips > 0, hits / clips, np.nan))
+        means.append(np.mean(per_split, axis=0))
+    return means
+
+
+def _percentile_interval(replicates: np.ndarray) -> list[float]:
+    finite = replicates[np.isfinite(replicates)]
+    return [float(v) for v in np.percentile(finite, [2.5, 97.5])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,8 +317,8 @@ def finetune(
     device: torch.device,
     *,
     fingerprint: str,
-) -> dict[str, float]:
-    """Fine-tune ``classifier`` on ``train_set``, test it on ``test_set``'s views; returns the metrics.
+) -> torch.Tensor:
+    """Fine-tune ``classifier`` on ``train_set``; returns its view-averaged test probabilities ``[N, C]``.
 
     Resumes from ``output_dir/checkpoints`` when it holds a checkpoint of the same ``fingerprint``
     (cfg, weights and split); a checkpoint of another run there is an error.
@@ -328,10 +396,8 @@ def finetune(
     classifier.eval()
     chunk = max(1, e.BATCH_SIZE)
     test_loader = _loader(test_set, cfg, _test_batch(cfg, test_set), shuffle=False, seed=cfg.SEED, device=device)
-    probs, labels = _view_outputs(
-        lambda x: classifier(x).softmax(-1), test_loader, chunk, device, amp, "testing (views averaged)"
-    )
-    return accuracy(probs, labels, classifier.fc.out_features)
+    probs, _ = _view_outputs(lambda x: classifier(x).softmax(-1), test_loader, chunk, device, amp, "testing (views averaged)")
+    return probs
 
 
 def _test_batch(cfg, dataset: DownstreamClips) -> int:
@@ -381,18 +447,61 @@ def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, *
     return folded
 
 
-def linear_probe(cfg, backbone: nn.Module, train_set: DownstreamClips, test_set: DownstreamClips, num_classes: int, device: torch.device) -> dict[str, float]:
-    """Features once (views averaged), logistic regression on the training set, metrics on the test set."""
+class FeatureCache:
+    """Frozen, view-averaged ``pooled`` features of clips by path, for one cfg and encoder ``weights``.
+
+    The linear protocol's features of a clip do not depend on the split: :func:`run_evaluation`
+    hands one cache to every :func:`run_split`, so each clip is decoded and encoded once per
+    dataset.  The cache is in memory only (nothing on disk can go stale), builds its backbone on
+    first use (seeded by ``cfg.SEED``, as :func:`run_split` seeds it) and refuses another cfg,
+    other weights or another modality.
+    """
+
+    def __init__(self, cfg, weights: str | None, device: torch.device) -> None:
+        self.cfg, self.weights, self.device = cfg, weights, device
+        self.key = _fingerprint(cfg, weights, 0)
+        self.modality: str | None = None
+        self._backbone: nn.Module | None = None
+        self._features: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    def check(self, cfg, weights: str | None) -> None:
+        """Raise ``ValueError`` unless ``cfg`` and ``weights`` are the ones the features came from."""
+        if _fingerprint(cfg, weights, 0) != self.key:
+            raise ValueError("FeatureCache: built for another cfg or other weights; use one cache per encoder and cfg")
+
+    def features(self, samples: Sequence[tuple[str, int]], modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features [N, D], labels [N])`` of ``samples``; clips not seen before are extracted now."""
+        if self.modality is None:
+            torch.manual_seed(self.cfg.SEED)
+            self._backbone, self.modality = build_backbone(self.cfg, self.weights, modality), modality
+        elif modality != self.modality:
+            raise ValueError(f"FeatureCache: holds {self.modality} features, asked for {modality}")
+        missing = list(dict.fromkeys(p for p, _ in samples if p not in self._features))
+        if missing:
+            clips = build_clip_dataset(self.cfg, [(p, 0) for p in missing], modality, train=False)
+            x, _ = extract_features(self.cfg, self._backbone, clips, self.device, f"features ({len(missing)} new clips)")
+            self._features.update(zip(missing, x))
+        return torch.stack([self._features[p] for p, _ in samples]), torch.tensor([label for _, label in samples])
+
+
+def linear_probe(
+    cfg, features: FeatureCache, train_samples: Sequence[tuple[str, int]], test_samples: Sequence[tuple[str, int]],
+    modality: str, num_classes: int,
+) -> tuple[torch.Tensor, float]:
+    """Logistic regression on the training clips' cached features; ``(test probabilities [N, C], train top-1)``."""
     e = cfg.EVAL.DOWNSTREAM
-    train_x, train_y = extract_features(cfg, backbone, train_set, device, "features (train)")
-    test_x, test_y = extract_features(cfg, backbone, test_set, device, "features (test)")
+    train_x, train_y = features.features(train_samples, modality)
+    test_x, _ = features.features(test_samples, modality)
     start = time.perf_counter()
     linear = fit_linear(train_x, train_y, num_classes, weight_decay=e.WEIGHT_DECAY, max_iter=e.LINEAR_MAX_ITER)
     with torch.no_grad():
-        train_acc = accuracy(linear(train_x).softmax(-1), train_y, num_classes)["top1"]
-        result = accuracy(linear(test_x).softmax(-1), test_y, num_classes)
-    logger.info("linear probe fitted in %.1f s: train top-1 %.4f, test top-1 %.4f", time.perf_counter() - start, train_acc, result["top1"])
-    return {**result, "train_top1": train_acc}
+        train_top1 = float((linear(train_x).argmax(1) == train_y).double().mean())
+        probs = linear(test_x).softmax(-1)
+    logger.info("linear probe fitted in %.1f s: train top-1 %.4f", time.perf_counter() - start, train_top1)
+    return probs, train_top1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,13 +518,33 @@ def splits_of(cfg) -> list[int]:
     return [int(s) for s in e.SPLITS] or list(dataset_splits(e.DATASET))
 
 
-def run_split(cfg, weights: str | None, split: int, *, device: torch.device | str | None = None) -> dict[str, Any]:
+def _test_clips(root: str, dataset, probs: torch.Tensor) -> dict[str, list]:
+    """Per test clip: path (relative to ``root``), group, label, prediction and metric hits (0/1)."""
+    labels = torch.tensor([label for _, label in dataset.samples])
+    group_of = getattr(dataset, "group_of", lambda path: path)
+    hits = top_k_hits(probs, labels)
+    return {
+        "path": [os.path.relpath(p, root) for p, _ in dataset.samples],
+        "group": [str(group_of(p)) for p, _ in dataset.samples],
+        "label": labels.tolist(),
+        "prediction": probs.argmax(1).tolist(),
+        **{m: hits[m].astype(int).tolist() for m in METRICS},
+    }
+
+
+def run_split(
+    cfg, weights: str | None, split: int, *, device: torch.device | str | None = None, features: FeatureCache | None = None,
+) -> dict[str, Any]:
     """Train and test one official split with ``cfg.EVAL.DOWNSTREAM``; returns and writes its result.
 
     ``weights``: a pretraining checkpoint or exported encoders file, or "none" / "" for a randomly
-    initialized backbone.  The result (also written to ``split_dir(cfg, split)/result.json``) holds
-    ``top1``, ``top5`` (fractions), ``dataset``, ``split``, ``protocol``, ``weights``, ``num_classes``,
-    ``num_train``, ``num_test``, ``num_views``, ``seconds`` and, for the linear probe, ``train_top1``.
+    initialized backbone.  ``features``: the linear protocol's cache of this cfg and weights, shared
+    between splits (default: a fresh one).  The result (also written to
+    ``split_dir(cfg, split)/result.json``) holds ``top1``, ``top5`` (fractions), ``top1_ci95``,
+    ``top5_ci95`` (Wilson intervals), ``chance``, ``dataset``, ``split``, ``protocol``, ``weights``,
+    ``num_classes``, ``num_train``, ``num_test``, ``num_views``, ``seconds``, ``test_clips`` (per
+    clip: ``path``, ``group``, ``label``, ``prediction``, ``top1`` and ``top5`` hits) and, for the
+    linear probe, ``train_top1``.
     """
     e = cfg.EVAL.DOWNSTREAM
     if not e.ROOT:
@@ -431,85 +560,171 @@ def run_split(cfg, weights: str | None, split: int, *, device: torch.device | st
         "%s split %d (%s, %s): %d train, %d test, %d classes, device %s",
         e.DATASET, split, e.PROTOCOL, modality, len(train_data), len(test_data), num_classes, device,
     )
-    torch.manual_seed(cfg.SEED)
-    backbone = build_backbone(cfg, weights, modality)
-    test_set = build_clip_dataset(cfg, test_data.samples, modality, train=False)
+    extra = {}
     if e.PROTOCOL == "linear":
-        train_set = build_clip_dataset(cfg, train_data.samples, modality, train=False)
-        metrics = linear_probe(cfg, backbone, train_set, test_set, num_classes, device)
+        features = features if features is not None else FeatureCache(cfg, weights, device)
+        features.check(cfg, weights)
+        probs, extra["train_top1"] = linear_probe(cfg, features, train_data.samples, test_data.samples, modality, num_classes)
     else:
-        train_set = build_clip_dataset(cfg, train_data.samples, modality, train=True)
-        classifier = DownstreamClassifier(backbone, num_classes, dropout=e.DROPOUT)
-        metrics = finetune(cfg, classifier, train_set, test_set, out, device, fingerprint=_fingerprint(cfg, weights, split))
+        torch.manual_seed(cfg.SEED)
+        classifier = DownstreamClassifier(build_backbone(cfg, weights, modality), num_classes, dropout=e.DROPOUT)
+        probs = finetune(
+            cfg, classifier, build_clip_dataset(cfg, train_data.samples, modality, train=True),
+            build_clip_dataset(cfg, test_data.samples, modality, train=False), out, device,
+            fingerprint=_fingerprint(cfg, weights, split),
+        )
+    clips = _test_clips(e.ROOT, test_data, probs)
+    n = len(test_data)
     result = {
         "dataset": e.DATASET,
         "split": int(split),
         "protocol": e.PROTOCOL,
         "weights": str(weights or RANDOM_INIT),
-        **metrics,
+        **{m: sum(clips[m]) / n for m in METRICS},
+        **{f"{m}_ci95": wilson_interval(sum(clips[m]), n) for m in METRICS},
+        **extra,
+        "chance": 1.0 / num_classes,
         "num_classes": num_classes,
         "num_train": len(train_data),
-        "num_test": len(test_data),
+        "num_test": n,
         "num_views": e.NUM_CLIPS * (e.NUM_CROPS if modality == "video" else 1),
         "seconds": round(time.perf_counter() - start, 3),
+        "test_clips": clips,
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    logger.info("%s split %d: top-1 %.4f, top-5 %.4f", e.DATASET, split, result["top1"], result["top5"])
+    lo, hi = result["top1_ci95"]
+    logger.info(
+        "%s split %d: top-1 %.4f [%.4f, %.4f] on %d clips (chance %.4f), top-5 %.4f",
+        e.DATASET, split, result["top1"], lo, hi, n, result["chance"], result["top5"],
+    )
     return result
 
 
 def aggregate(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Per-split metrics, their mean and standard deviation (sample std, ddof = 1; 0 for one split).
+    """Per-split metrics and intervals, their mean, standard deviation (ddof = 1; 0 for one split) and
+    the bootstrap interval of the mean (see the module docstring).
 
-    ``results`` are :func:`run_split` outputs of one dataset and protocol (checked).
+    ``results`` are :func:`run_split` outputs of one dataset, protocol and weights (checked).  The
+    summary holds ``dataset``, ``protocol``, ``weights``, ``splits``, ``num_classes``, ``chance``,
+    ``per_split`` (``{split: {top1, top5, top1_ci95, top5_ci95, num_test}}``), ``mean``, ``std``,
+    ``mean_ci95`` (``{metric: [low, high]}``), ``num_test_clips`` and ``num_test_groups`` (distinct
+    over splits), ``interval`` (how the intervals were made) and ``test_clips`` (per split, for
+    :func:`compare_probes`).
     """
     results = sorted(results, key=lambda r: r["split"])
     if not results:
         raise ValueError("aggregate: no split results")
-    for key in ("dataset", "protocol", "weights"):
+    for key in ("dataset", "protocol", "weights", "num_classes"):
         values = {r[key] for r in results}
         if len(values) > 1:
             raise ValueError(f"aggregate: results mix several {key} values: {sorted(values)}")
     splits = [r["split"] for r in results]
     if len(set(splits)) != len(splits):
         raise ValueError(f"aggregate: a split appears twice in {splits}")
-    summary: dict[str, Any] = {k: results[0][k] for k in ("dataset", "protocol", "weights")}
+    tables = [r["test_clips"] for r in results]
+    summary: dict[str, Any] = {k: results[0][k] for k in ("dataset", "protocol", "weights", "num_classes", "chance")}
     summary["splits"] = splits
-    summary["per_split"] = {str(r["split"]): {m: r[m] for m in METRICS} for r in results}
-    summary["mean"], summary["std"] = {}, {}
+    summary["per_split"] = {
+        str(r["split"]): {**{k: r[k] for m in METRICS for k in (m, f"{m}_ci95")}, "num_test": r["num_test"]} for r in results
+    }
+    summary["mean"], summary["std"], summary["mean_ci95"] = {}, {}, {}
     for m in METRICS:
         values = np.array([r[m] for r in results], dtype=np.float64)
         summary["mean"][m] = float(values.mean())
         summary["std"][m] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        summary["mean_ci95"][m] = _percentile_interval(_bootstrap_means([tables], m, BOOTSTRAP_DRAWS, seed=0)[0])
+    summary["num_test_clips"] = len({p for t in tables for p in t["path"]})
+    summary["num_test_groups"] = len({g for t in tables for g in t["group"]})
+    summary["interval"] = (
+        f"95%: per split Wilson score over its test clips; mean over splits: percentile bootstrap over the "
+        f"{summary['num_test_groups']} test groups (recordings shared by clips), {BOOTSTRAP_DRAWS} draws"
+    )
+    summary["test_clips"] = {str(r["split"]): r["test_clips"] for r in results}
     return summary
 
 
+def compare_probes(a: dict[str, Any], b: dict[str, Any], metric: str = "top1") -> dict[str, Any]:
+    """Is encoder ``a`` ahead of encoder ``b``?  Two :func:`aggregate` summaries on the same test clips.
+
+    Returns ``dataset``, ``metric``, ``a`` and ``b`` (their weights), ``splits``, ``num_test`` (per
+    split), ``mean_a``, ``mean_b``, ``difference`` (``mean_a - mean_b``), ``ci95`` (paired bootstrap
+    over the test groups, the same draws for both), ``a_ahead`` / ``b_ahead`` (the interval of the
+    difference lies above / below 0), ``separated`` (``a``'s own interval of the mean lies above
+    ``b``'s: ahead by more than both intervals) and ``per_split`` (``difference``, ``a_only`` and
+    ``b_only``: clips only ``a`` / only ``b`` gets right, ``mcnemar_p``: the exact two-sided McNemar
+    test on those).  ``ValueError`` when the dataset, splits or test clips differ.
+    """
+    if a["dataset"] != b["dataset"] or a["splits"] != b["splits"]:
+        raise ValueError(f"compare_probes: {a['dataset']} splits {a['splits']} vs {b['dataset']} splits {b['splits']}")
+    tables_a, tables_b, per_split = [], [], {}
+    for s in map(str, a["splits"]):
+        ta, tb = a["test_clips"][s], b["test_clips"][s]
+        order = {p: i for i, p in enumerate(tb["path"])}
+        if sorted(ta["path"]) != sorted(order):
+            raise ValueError(f"compare_probes: split {s} tests other clips in the two results")
+        tb = {k: [v[order[p]] for p in ta["path"]] for k, v in tb.items()}
+        hits_a, hits_b = np.asarray(ta[metric], bool), np.asarray(tb[metric], bool)
+        a_only, b_only = int((hits_a & ~hits_b).sum()), int((~hits_a & hits_b).sum())
+        per_split[s] = {
+            "difference": float(hits_a.mean() - hits_b.mean()), "a_only": a_only, "b_only": b_only,
+            "mcnemar_p": float(binomtest(a_only, a_only + b_only).pvalue) if a_only + b_only else 1.0,
+        }
+        tables_a.append(ta)
+        tables_b.append(tb)
+    reps_a, reps_b = _bootstrap_means([tables_a, tables_b], metric, BOOTSTRAP_DRAWS, seed=0)
+    low, high = _percentile_interval(reps_a - reps_b)
+    mean_a, mean_b = float(np.mean([np.mean(t[metric]) for t in tables_a])), float(np.mean([np.mean(t[metric]) for t in tables_b]))
+    return {
+        "dataset": a["dataset"], "metric": metric, "a": a["weights"], "b": b["weights"], "splits": a["splits"],
+        "num_test": {s: len(t["path"]) for s, t in zip(per_split, tables_a)},
+        "mean_a": mean_a, "mean_b": mean_b, "difference": mean_a - mean_b, "ci95": [low, high],
+        "a_ahead": low > 0, "b_ahead": high < 0,
+        "separated": a["mean_ci95"][metric][0] > b["mean_ci95"][metric][1],
+        "per_split": per_split,
+    }
+
+
 def results_markdown(summary: dict[str, Any]) -> str:
-    """A short Markdown table of :func:`aggregate`'s output (accuracies in percent)."""
+    """A short Markdown table of :func:`aggregate`'s output (accuracies and intervals in percent)."""
+    mean, std, ci = summary["mean"], summary["std"], summary["mean_ci95"]
+
+    def pct(value: float) -> str:
+        return f"{100 * value:.2f}"
+
+    def interval(bounds: list[float]) -> str:
+        return f"{100 * bounds[0]:.1f}-{100 * bounds[1]:.1f}"
+
     lines = [
-        f"**{summary['dataset']}**, {summary['protocol']}, weights `{summary['weights']}`",
+        f"**{summary['dataset']}**, {summary['protocol']}, weights `{summary['weights']}`: {summary['num_classes']} classes "
+        f"(chance {pct(summary['chance'])}%), {summary['num_test_clips']} test clips in {summary['num_test_groups']} groups",
         "",
-        "| split | top-1 (%) | top-5 (%) |",
-        "| --- | ---: | ---: |",
+        "| split | test clips | top-1 (%) | 95% interval | top-5 (%) | 95% interval |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for split, metrics in summary["per_split"].items():
-        lines.append(f"| {split} | {100 * metrics['top1']:.2f} | {100 * metrics['top5']:.2f} |")
-    mean, std = summary["mean"], summary["std"]
+    for split, m in summary["per_split"].items():
+        lines.append(
+            f"| {split} | {m['num_test']} | {pct(m['top1'])} | {interval(m['top1_ci95'])} | {pct(m['top5'])} | {interval(m['top5_ci95'])} |"
+        )
     lines.append(
-        f"| mean ± std | {100 * mean['top1']:.2f} ± {100 * std['top1']:.2f} | {100 * mean['top5']:.2f} ± {100 * std['top5']:.2f} |"
+        f"| mean ± std | {summary['num_test_clips']} | {pct(mean['top1'])} ± {pct(std['top1'])} | {interval(ci['top1'])} "
+        f"| {pct(mean['top5'])} ± {pct(std['top5'])} | {interval(ci['top5'])} |"
     )
+    lines += ["", f"Intervals {summary['interval']}."]
     return "\n".join(lines) + "\n"
 
 
 def run_evaluation(cfg, weights: str | None, splits: Sequence[int] | None = None, *, device: torch.device | str | None = None) -> dict[str, Any]:
-    """Run :func:`run_split` for ``splits`` (default :func:`splits_of`), aggregate, and write
-    ``OUTPUT_DIR/results.json`` and ``OUTPUT_DIR/results.md``.  Returns the aggregate."""
+    """Run :func:`run_split` for ``splits`` (default :func:`splits_of`; the linear protocol's
+    features shared between them), aggregate, and write ``OUTPUT_DIR/results.json`` and
+    ``OUTPUT_DIR/results.md``.  Returns the aggregate."""
     splits = list(splits) if splits else splits_of(cfg)
     valid = dataset_splits(cfg.EVAL.DOWNSTREAM.DATASET)
     bad = [s for s in splits if s not in valid]
     if bad:
         raise ValueError(f"{cfg.EVAL.DOWNSTREAM.DATASET} has no split {bad}; official splits are {list(valid)}")
-    summary = aggregate(run_split(cfg, weights, s, device=device) for s in splits)
+    device = torch.device(device) if device is not None else default_device()
+    features = FeatureCache(cfg, weights, device) if cfg.EVAL.DOWNSTREAM.PROTOCOL == "linear" else None
+    summary = aggregate(run_split(cfg, weights, s, device=device, features=features) for s in splits)
     write_summary(cfg, summary)
     return summary
 

@@ -227,6 +227,19 @@ def test_esc50_cross_checks_file_names(esc50_root):
         ESC50(esc50_root, 1, "train")
 
 
+def test_group_of_names_the_recording_clips_share(ucf101_root, hmdb51_root, esc50_root):
+    """Intervals resample these groups: a UCF101 class's group gXX, an HMDB51 source video (the name
+    before the class, shared across classes), an ESC-50 src_file."""
+    ucf = UCF101(ucf101_root, 1, "test")
+    assert {ucf.group_of(p) for p, _ in ucf.samples} == {f"{UCF_FILE_STEM.get(c, c)}_g0{g}" for c in UCF_CLASSES for g in (1, 2)}
+    hmdb = HMDB51(hmdb51_root, 1, "test")
+    assert {hmdb.group_of(p) for p, _ in hmdb.samples} == {"April_09"}
+    esc = ESC50(esc50_root, 2, "test")
+    assert [esc.group_of(p) for p, _ in esc.samples] == [Path(p).name.split("-")[1] for p, _ in esc.samples]
+    assert len({esc.group_of(p) for p, _ in esc.samples}) == len(esc)
+    assert ucf.group_of("/x/clip.avi") == "clip.avi"  # a name outside the official pattern is its own group
+
+
 def test_missing_root_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         build_downstream_dataset("ESC50", tmp_path / "nowhere", 1, "test")

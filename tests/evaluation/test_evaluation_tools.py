@@ -46,10 +46,11 @@ def test_evaluate_tool_linear_probe(repo_root, tiny_ucf101, tiny_opts, tmp_path,
     ])
     stdout = capsys.readouterr().out
     assert code == 0
-    assert "| split | top-1 (%) | top-5 (%) |" in stdout and "| mean ± std |" in stdout
+    assert "| split | test clips | top-1 (%) | 95% interval |" in stdout and "| mean ± std | 4 | 100.00 ± 0.00 |" in stdout
     summary = json.loads((out / "results.json").read_text())
     assert summary["dataset"] == "UCF101" and summary["protocol"] == "linear" and summary["splits"] == [1]
-    assert 0.0 <= summary["mean"]["top1"] <= 1.0 and summary["weights"] == str(weights)
+    assert summary["mean"]["top1"] == 1.0 and summary["weights"] == str(weights)  # red vs blue clips, 4 test clips
+    assert summary["per_split"]["1"]["top1_ci95"] == pytest.approx([0.5101, 1.0], abs=1e-4) and summary["chance"] == 0.5
     assert (out / "results.md").is_file() and (out / "config.yaml").is_file()
     assert (out / "split1" / "result.json").is_file()
 
