@@ -43,20 +43,25 @@ Layout of ``out_dir``::
     esc50/audio/<fold>-<src_file>-<take>-<target>.wav
     esc50/meta/esc50.csv
 
-Split rules of the stand-ins (the official rules scaled down): UCF101 has ``UCF_GROUPS`` = 6 groups
-of 2 clips per class (a group is one setting: background and ambient sound) and split ``s`` tests groups
-``2s-1`` and ``2s`` (official: 7 groups per split out of 21); list files use CRLF line endings and
-1-based labels, ``classInd.txt`` is ``"<index> <Class>"``.  HMDB51 marks every clip per split with
-``1`` (train), ``2`` (test) or ``0`` (unused); it has 6 source videos (groups) of 2 clips per class,
-and the clips of a source video stay together (2 of the 6 are tested),
-about 70/30 as in the official ``7030`` splits, and one clip per class and split is unused.
-ESC-50 has five folds with one source recording per class and fold; ``esc50.csv`` has the real
-header ``filename,fold,target,category,esc10,src_file,take``.
+Split rules of the stand-ins (the official rules scaled down, sized so that every split or fold
+tests at least 200 clips): UCF101 has ``UCF_GROUPS`` = 15 groups of ``UCF_CLIPS_PER_GROUP`` = 7 clips
+per class (a group is one setting: background and ambient sound) and split ``s`` tests the ``s``-th
+third of the groups, 5 per class, 210 clips (official: 7 groups per split out of 25); list files use
+CRLF line endings and 1-based labels, ``classInd.txt`` is ``"<index> <Class>"``.  HMDB51 marks every
+clip per split with ``1`` (train), ``2`` (test) or ``0`` (unused); it has ``HMDB_GROUPS`` = 30 source
+videos (groups) of 4 clips per class, the clips of a source video stay together, and
+``HMDB_TEST_GROUPS`` = 9 of them (30%, as in the official ``7030`` splits; 216 clips) are tested per
+split, drawn anew for each split (test sets of different splits overlap, as the official ones do);
+one clip per class and split is unused.  ESC-50 has five folds with ``ESC_SOURCES`` = 12 source
+recordings per class and fold and ``ESC_TAKES`` = 3 takes (A, B, C: a shared background and level,
+each its own event) of each, 216 clips per fold; ``esc50.csv`` has the real header
+``filename,fold,target,category,esc10,src_file,take``.
 
 Title media: 160x120 or 192x108 pixels, 24/25/30 fps, 44.1 or 48 kHz AAC, stereo except the first
-content (and a few others), which are 5.1.  Stand-in clips: 4 s, 160x120 at 25 fps, 44.1 kHz MP2
-audio (stereo for UCF101, mono for HMDB51), written 481 samples early so that, after the MP2
-decoder's delay, the decoded sound lines up with the picture.  ESC-50: 5 s, 44.1 kHz, mono, 16-bit.
+content (and a few others), which are 5.1.  Stand-in clips (kept short so that about 2,500 of them
+render and decode in seconds): 2 s, 160x120 at 25 fps, 16 kHz MP2 audio (stereo for UCF101, mono
+for HMDB51), written 481 samples early so that, after the MP2 decoder's delay, the decoded sound lines
+up with the picture.  ESC-50: 3 s, 16 kHz, mono, 16-bit (the real ones: 5 s at 44.1 kHz).
 (AAC in .mp4 needs no such care: the muxer records the encoder delay and decoders remove it.)
 
 Determinism: the whole plan (``manifest.json``) is a pure function of the arguments, and rendering
@@ -147,17 +152,21 @@ DOWNSTREAM_CLASSES: dict[str, tuple[str, ...]] = {
 }
 _ESC10 = ("siren", "engine")  # categories marked esc10=True
 
-UCF_GROUPS = 6  # groups per class; split s tests groups 2s-1 and 2s
-UCF_CLIPS_PER_GROUP = 2
-HMDB_GROUPS = 6  # source videos per class
-HMDB_CLIPS_PER_GROUP = 2
+# Stand-in sizes: every split or fold tests at least 200 clips (6 classes each).
+UCF_GROUPS = 15  # groups per class; split s tests the s-th third of them (official: 7 of 25 groups)
+UCF_CLIPS_PER_GROUP = 7  # official: 4-7
+HMDB_GROUPS = 30  # source videos per class
+HMDB_CLIPS_PER_GROUP = 4
+HMDB_TEST_GROUPS = 9  # source videos tested per class and split (30%, as the official 7030 splits)
 ESC_FOLDS = 5
-DOWNSTREAM_SECONDS = 4.0
+ESC_SOURCES = 12  # source recordings per class and fold
+ESC_TAKES = 3  # takes (excerpts A, B, C) per source recording, all in the fold of their source
+DOWNSTREAM_SECONDS = 2.0
 DOWNSTREAM_FPS = 25
 DOWNSTREAM_SIZE = (160, 120)
-DOWNSTREAM_RATE = 44100
-ESC_SECONDS = 5.0
-ESC_RATE = 44100
+DOWNSTREAM_RATE = 16000
+ESC_SECONDS = 3.0
+ESC_RATE = 16000
 
 BROKEN_REASONS: tuple[str, ...] = ("no_audio", "truncated", "not_media", "too_short")
 _SHORT_SECONDS = 1.5
@@ -429,6 +438,12 @@ def _plan_clip_setting(rng: np.random.Generator) -> dict:
     return loc
 
 
+def _ucf_test_groups(split: int) -> range:
+    """The groups UCF101 split ``split`` tests: the ``split``-th third of ``1..UCF_GROUPS``."""
+    size = UCF_GROUPS // 3
+    return range((split - 1) * size + 1, split * size + 1)
+
+
 def _plan_ucf101(seed: int) -> dict:
     classes = DOWNSTREAM_CLASSES["ucf101"]
     names = [event_class(c).ucf101 for c in classes]
@@ -475,7 +490,7 @@ def _plan_hmdb51(seed: int) -> dict:
             marks: dict[str, int] = {}
             for rank, g in enumerate(order):
                 for name in by_group[g]:
-                    marks[name] = 2 if rank < 2 else 1  # two source videos (~30%) are tested
+                    marks[name] = 2 if rank < HMDB_TEST_GROUPS else 1  # 30% of the source videos tested
             train = [n for n in sorted(marks) if marks[n] == 1]
             marks[train[int(rng.integers(len(train)))]] = 0  # one clip left out, as in the official files
             splits[s][names[ci]] = dict(sorted(marks.items()))
@@ -485,24 +500,26 @@ def _plan_hmdb51(seed: int) -> dict:
 def _plan_esc50(seed: int) -> dict:
     classes = DOWNSTREAM_CLASSES["esc50"]
     rng = _rng(seed, 3, 2)
-    src_ids = rng.choice(np.arange(10000, 300000), size=len(classes) * ESC_FOLDS, replace=False)
+    src_ids = rng.choice(np.arange(10000, 300000), size=(len(classes), ESC_FOLDS, ESC_SOURCES), replace=False)
     clips = []
     for ci, cls in enumerate(classes):
         crng = _rng(seed, 3, 2, ci)
         for fold in range(1, ESC_FOLDS + 1):
-            src = int(src_ids[ci * ESC_FOLDS + fold - 1])
-            duration = float(crng.uniform(2.5, ESC_SECONDS))
-            filename = f"{fold}-{src}-A-{ci}.wav"
-            ambient = _plan_location(crng, 0.0, 0.5, 0.5)["ambient"]  # a quiet, steady background
-            ambient.update(level=ambient["level"] * 0.3, swell_depth=ambient["swell_depth"] * 0.3, crackle_rate=0.0)
-            clips.append({
-                "path": f"esc50/audio/{filename}", "filename": filename, "fold": fold, "target": ci,
-                "category": event_class(cls).esc50, "esc10": cls in _ESC10, "src_file": src, "take": "A",
-                "offset": float(crng.uniform(0.0, ESC_SECONDS - duration)),
-                "ambient": ambient, "peak": float(crng.uniform(0.5, 0.9)),
-                "noise_seed": int(crng.integers(2**31)),
-                "event": event_class(cls).plan(crng, duration, *DOWNSTREAM_SIZE),
-            })
+            for src in (int(x) for x in src_ids[ci, fold - 1]):
+                # a source recording: one quiet, steady background and level shared by its takes
+                ambient = _plan_location(crng, 0.0, 0.5, 0.5)["ambient"]
+                ambient.update(level=ambient["level"] * 0.3, swell_depth=ambient["swell_depth"] * 0.3, crackle_rate=0.0)
+                peak = float(crng.uniform(0.5, 0.9))
+                for take in "ABC"[:ESC_TAKES]:
+                    duration = float(crng.uniform(0.5 * ESC_SECONDS, ESC_SECONDS))
+                    filename = f"{fold}-{src}-{take}-{ci}.wav"
+                    clips.append({
+                        "path": f"esc50/audio/{filename}", "filename": filename, "fold": fold, "target": ci,
+                        "category": event_class(cls).esc50, "esc10": cls in _ESC10, "src_file": src, "take": take,
+                        "offset": float(crng.uniform(0.0, ESC_SECONDS - duration)),
+                        "ambient": ambient, "peak": peak, "noise_seed": int(crng.integers(2**31)),
+                        "event": event_class(cls).plan(crng, duration, *DOWNSTREAM_SIZE),
+                    })
     clips.sort(key=lambda c: c["filename"])
     return {"classes": [event_class(c).esc50 for c in classes], "clips": clips}
 
@@ -1098,7 +1115,7 @@ def _write_ucf101_lists(root: Path, plan: dict) -> None:
     (lists / "classInd.txt").write_bytes(
         "".join(f"{i} {name}{crlf}" for i, name in enumerate(plan["classes"], 1)).encode())
     for s in (1, 2, 3):
-        test_groups = {2 * s - 1, 2 * s}
+        test_groups = set(_ucf_test_groups(s))
         train, test = [], []
         for clip in plan["clips"]:
             rel = clip["path"].split("UCF-101/", 1)[1]

@@ -16,8 +16,18 @@ import pytest
 
 from avplug.data.demo_corpus import (
     DOWNSTREAM_CLASSES,
+    DOWNSTREAM_RATE,
+    DOWNSTREAM_SECONDS,
     ESC_FOLDS,
+    ESC_RATE,
+    ESC_SECONDS,
+    ESC_SOURCES,
+    ESC_TAKES,
     GENRES,
+    HMDB_CLIPS_PER_GROUP,
+    HMDB_GROUPS,
+    HMDB_TEST_GROUPS,
+    UCF_CLIPS_PER_GROUP,
     UCF_GROUPS,
     generate_demo_corpus,
     plan_demo_corpus,
@@ -28,9 +38,9 @@ SIZES = {"num_movies": 2, "num_shows": 1, "episodes_per_show": 2, "title_seconds
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """One small corpus with everything (titles, broken files, stand-ins), rendered by 2 workers."""
-    return generate_demo_corpus(tmp_path_factory.mktemp("demo") / "corpus", seed=0, workers=2, progress=False, **SIZES)
+def corpus(demo_corpus):
+    """The suite's small corpus with everything (``SIZES``, broken files, stand-ins; tests/data/conftest.py)."""
+    return demo_corpus
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +98,7 @@ def test_meta_csv_lists_every_title_with_its_show_and_genre(corpus, manifest):
         rows = list(csv.reader(f))
     assert rows[0] == ["path", "title_id", "show_id", "genre"]
     rows = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert {k: manifest["sizes"][k] for k in SIZES} == SIZES  # the conftest's corpus has these sizes
     assert len(rows) == 2 + 1 * 2 + 4  # movies, episodes, broken files
     assert len({r["title_id"] for r in rows}) == len(rows)
     for r in rows:
@@ -206,6 +217,9 @@ def test_broken_files_are_really_broken(corpus, manifest):
 # ---------------------------------------------------------------------------------------------
 # Downstream stand-ins, parsed by hand from their official layouts.
 # ---------------------------------------------------------------------------------------------
+MIN_TEST_CLIPS = 200  # per split or fold: enough for a linear probe's accuracy to be measured
+
+
 def test_ucf101_layout_and_split_rule(corpus):
     root = corpus.ucf101_root
     lists = root / "ucfTrainTestlist"
@@ -219,7 +233,10 @@ def test_ucf101_layout_and_split_rule(corpus):
     label = {n: i + 1 for i, n in enumerate(names)}
     on_disk = {p.relative_to(root / "UCF-101").as_posix() for p in (root / "UCF-101").rglob("*.avi")}
     pattern = re.compile(r"(?P<c>[A-Za-z]+)/v_(?P=c)_g(?P<g>\d\d)_c(?P<k>\d\d)\.avi")
+    third = UCF_GROUPS // 3
+    tested_by = {}
     for s in (1, 2, 3):
+        tested = set(range((s - 1) * third + 1, s * third + 1))  # split s tests the s-th third of the groups
         train = [line.split(" ") for line in (lists / f"trainlist0{s}.txt").read_text().splitlines()]
         test = (lists / f"testlist0{s}.txt").read_text().splitlines()
         assert all(len(parts) == 2 for parts in train) and all(" " not in line for line in test)
@@ -227,15 +244,19 @@ def test_ucf101_layout_and_split_rule(corpus):
         for path, lab in train:
             m = pattern.fullmatch(path)
             assert m and int(lab) == label[m["c"]]
-            assert int(m["g"]) not in (2 * s - 1, 2 * s)
-        assert {int(pattern.fullmatch(p)["g"]) for p in test} == {2 * s - 1, 2 * s}
+            assert int(m["g"]) not in tested
+        assert {int(pattern.fullmatch(p)["g"]) for p in test} == tested  # whole groups, of every class
+        assert Counter(p.split("/")[0] for p in test) == {n: third * UCF_CLIPS_PER_GROUP for n in names}
+        assert len(test) >= MIN_TEST_CLIPS
+        tested_by.update({p: s for p in test})
+    assert set(tested_by) == on_disk  # the three test sets partition the clips
     per_class = Counter(p.split("/")[0] for p in on_disk)
-    assert set(per_class) == set(names) and min(per_class.values()) >= 12
+    assert per_class == {n: UCF_GROUPS * UCF_CLIPS_PER_GROUP for n in names}
     assert {int(pattern.fullmatch(p)["g"]) for p in on_disk} == set(range(1, UCF_GROUPS + 1))
     with av.open(str(root / "UCF-101" / min(on_disk))) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
-        assert (v.width, v.height, a.rate, a.channels) == (160, 120, 44100, 2)
-        assert sum(1 for _ in c.decode(v)) == 100  # 4 s at 25 fps
+        assert (v.width, v.height, a.rate, a.channels) == (160, 120, DOWNSTREAM_RATE, 2)
+        assert sum(1 for _ in c.decode(v)) == round(DOWNSTREAM_SECONDS * 25)  # at 25 fps
 
 
 def test_hmdb51_layout_and_split_marks(corpus):
@@ -243,19 +264,26 @@ def test_hmdb51_layout_and_split_marks(corpus):
     names = sorted(p.name for p in (root / "videos").iterdir())
     assert names == sorted(event_class(c).hmdb51 for c in DOWNSTREAM_CLASSES["hmdb51"])
     assert all(re.fullmatch(r"[a-z]+(?:_[a-z]+)*", n) for n in names)
+    tested = Counter()
     for name in names:
         videos = {p.name for p in (root / "videos" / name).glob("*.avi")}
-        assert len(videos) >= 12 and all(f"_{name}_" in v for v in videos)
+        assert len(videos) == HMDB_GROUPS * HMDB_CLIPS_PER_GROUP and all(f"_{name}_" in v for v in videos)
+        test_sets = []
         for s in (1, 2, 3):
             text = (root / "testTrainMulti_7030_splits" / f"{name}_test_split{s}.txt").read_text()
             marks = dict(line.split() for line in text.splitlines())
             assert set(marks) == videos
             counts = Counter(marks.values())
-            assert set(counts) == {"0", "1", "2"} and counts["1"] > counts["2"] > 0
+            assert counts == {"2": HMDB_TEST_GROUPS * HMDB_CLIPS_PER_GROUP, "0": 1, "1": len(videos) - counts["2"] - 1}
+            assert 0.25 < counts["2"] / len(videos) < 0.35  # about 70/30
+            tested[s] += counts["2"]
             source = defaultdict(set)  # the clips of one source video are never split up
             for video, mark in marks.items():
                 source[video.split(f"_{name}_")[0]].add("test" if mark == "2" else "other")
-            assert all(len(v) == 1 for v in source.values())
+            assert len(source) == HMDB_GROUPS and all(len(v) == 1 for v in source.values())
+            test_sets.append({v for v, mark in marks.items() if mark == "2"})
+        assert len({frozenset(t) for t in test_sets}) == 3  # each split draws its own test sources
+    assert min(tested.values()) >= MIN_TEST_CLIPS
     any_clip = next((root / "videos" / names[0]).glob("*.avi"))
     with av.open(str(any_clip)) as c:
         assert c.streams.audio[0].channels == 1 and c.streams.video[0].codec_context.name == "mpeg4"
@@ -276,10 +304,17 @@ def test_esc50_layout_folds_and_wav_format(corpus):
     assert sorted(int(t) for t in category_of) == list(range(len(DOWNSTREAM_CLASSES["esc50"])))
     assert {int(r["fold"]) for r in rows} == set(range(1, ESC_FOLDS + 1))
     per_fold = Counter((r["fold"], r["target"]) for r in rows)
-    assert len(per_fold) == ESC_FOLDS * len(category_of)  # every class in every fold
+    assert set(per_fold.values()) == {ESC_SOURCES * ESC_TAKES}  # every class equally in every fold
+    assert len(per_fold) == ESC_FOLDS * len(category_of)
+    assert min(Counter(r["fold"] for r in rows).values()) >= MIN_TEST_CLIPS
+    folds_of_source = defaultdict(set)  # the takes of a source recording stay in one fold
+    for r in rows:
+        folds_of_source[r["src_file"]].add(r["fold"])
+    assert len(folds_of_source) == len(rows) // ESC_TAKES and all(len(f) == 1 for f in folds_of_source.values())
     for r in rows[:5]:
         with wave.open(str(root / "audio" / r["filename"])) as w:
-            assert (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()) == (1, 2, 44100, 5 * 44100)
+            params = (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes())
+            assert params == (1, 2, ESC_RATE, round(ESC_SECONDS * ESC_RATE))
 
 
 def test_stand_in_sound_follows_the_picture_after_encoding(corpus, manifest):
@@ -307,10 +342,10 @@ def test_esc50_clip_sound_has_the_planned_onsets(corpus, manifest):
     for category in ("clapping", "door_wood_knock", "chirping_birds"):
         for clip in [c for c in manifest["downstream"]["esc50"]["clips"] if c["category"] == category]:
             with wave.open(str(corpus.root / clip["path"])) as w:
-                x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2") / 32768.0
+                x, rate = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2") / 32768.0, w.getframerate()
             planned = clip["offset"] + np.array(clip["event"]["onsets"])
-            assert min(_rise(x, 44100, t) for t in planned) > 8, clip["filename"]
-            before = x[: int(clip["offset"] * 44100)]
+            assert min(_rise(x, rate, t) for t in planned) > 8, clip["filename"]
+            before = x[: int(clip["offset"] * rate)]
             if len(before):  # only the quiet background before the event starts
                 assert np.abs(before).max() < 0.5 * np.abs(x).max()
 

@@ -247,18 +247,10 @@ def test_missing_root_is_named(tmp_path):
         build_downstream_dataset("Kinetics", tmp_path, 1, "test")
 
 
-@pytest.fixture(scope="module")
-def demo_corpus(tmp_path_factory):
-    demo = pytest.importorskip("avplug.data.demo_corpus")
-    out = tmp_path_factory.mktemp("demo")
-    return demo.generate_demo_corpus(
-        out / "corpus", num_movies=1, num_shows=0, title_seconds=3.0, broken=False, workers=2, progress=False
-    )
-
-
 def test_demo_corpus_stand_ins_parse(demo_corpus):
-    """The demo corpus writes the official layouts: every split/fold parses, splits are disjoint,
-    and every class is in every test split."""
+    """The demo corpus writes the official layouts: every split/fold parses, tests at least 200 clips,
+    shares no clip and no group (setting, source video, source recording) with its training set, and
+    has every class in its test set."""
     for name, root in (("UCF101", demo_corpus.ucf101_root), ("HMDB51", demo_corpus.hmdb51_root), ("ESC50", demo_corpus.esc50_root)):
         everything = set()
         for split in dataset_splits(name):
@@ -266,7 +258,9 @@ def test_demo_corpus_stand_ins_parse(demo_corpus):
             test = build_downstream_dataset(name, root, split, "test")
             assert train.classes == test.classes and len(train.classes) >= 2
             assert not {p for p, _ in train.samples} & {p for p, _ in test.samples}
+            assert not {train.group_of(p) for p, _ in train.samples} & {test.group_of(p) for p, _ in test.samples}
             assert {label for _, label in test.samples} == set(range(len(test.classes)))
+            assert len(test) >= 200
             everything |= {p for p, _ in test.samples}
         if name == "ESC50":  # the five test folds partition the clips
             assert len(everything) == len(train.samples) + len(test.samples)
