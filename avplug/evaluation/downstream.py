@@ -518,6 +518,12 @@ def splits_of(cfg) -> list[int]:
     return [int(s) for s in e.SPLITS] or list(dataset_splits(e.DATASET))
 
 
+def _check_root(cfg) -> None:
+    e = cfg.EVAL.DOWNSTREAM
+    if not e.ROOT:
+        raise ValueError(f"EVAL.DOWNSTREAM.ROOT is empty: set it to the {e.DATASET} folder as downloaded")
+
+
 def _test_clips(root: str, dataset, probs: torch.Tensor) -> dict[str, list]:
     """Per test clip: path (relative to ``root``), group, label, prediction and metric hits (0/1)."""
     labels = torch.tensor([label for _, label in dataset.samples])
@@ -547,8 +553,7 @@ def run_split(
     linear probe, ``train_top1``.
     """
     e = cfg.EVAL.DOWNSTREAM
-    if not e.ROOT:
-        raise ValueError(f"EVAL.DOWNSTREAM.ROOT is empty: set it to the {e.DATASET} folder as downloaded")
+    _check_root(cfg)
     device = torch.device(device) if device is not None else default_device()
     start = time.perf_counter()
     out = split_dir(cfg, split)
@@ -713,6 +718,18 @@ def results_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _every_clip(cfg, splits: Sequence[int]) -> tuple[list[tuple[str, int]], str]:
+    """Every ``(path, label)`` of the training and test sets of ``splits`` (each once) and their modality."""
+    e = cfg.EVAL.DOWNSTREAM
+    _check_root(cfg)
+    samples: dict[str, int] = {}
+    for split in splits:
+        for subset in ("train", "test"):
+            data = build_downstream_dataset(e.DATASET, e.ROOT, split, subset)
+            samples.update(data.samples)
+    return list(samples.items()), data.modality
+
+
 def run_evaluation(cfg, weights: str | None, splits: Sequence[int] | None = None, *, device: torch.device | str | None = None) -> dict[str, Any]:
     """Run :func:`run_split` for ``splits`` (default :func:`splits_of`; the linear protocol's
     features shared between them), aggregate, and write ``OUTPUT_DIR/results.json`` and
@@ -723,7 +740,10 @@ def run_evaluation(cfg, weights: str | None, splits: Sequence[int] | None = None
     if bad:
         raise ValueError(f"{cfg.EVAL.DOWNSTREAM.DATASET} has no split {bad}; official splits are {list(valid)}")
     device = torch.device(device) if device is not None else default_device()
-    features = FeatureCache(cfg, weights, device) if cfg.EVAL.DOWNSTREAM.PROTOCOL == "linear" else None
+    features = None
+    if cfg.EVAL.DOWNSTREAM.PROTOCOL == "linear":  # one extraction pass over every clip of every split
+        features = FeatureCache(cfg, weights, device)
+        features.features(*_every_clip(cfg, splits))
     summary = aggregate(run_split(cfg, weights, s, device=device, features=features) for s in splits)
     write_summary(cfg, summary)
     return summary
