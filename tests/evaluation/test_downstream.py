@@ -9,6 +9,8 @@ import torch
 from scipy.stats import binomtest
 
 import avplug.evaluation.downstream as downstream
+from avplug.config import load_config
+from avplug.data.downstream import dataset_splits
 from avplug.evaluation.downstream import (
     aggregate,
     compare_probes,
@@ -17,6 +19,7 @@ from avplug.evaluation.downstream import (
     results_markdown,
     run_evaluation,
     run_split,
+    splits_of,
     top_k_hits,
     wilson_interval,
     write_summary,
@@ -218,3 +221,15 @@ def test_split_results_reload_for_aggregation(tiny_cfg, tiny_esc50):
     assert load_split_result(cfg, 3) == first
     path = write_summary(cfg, aggregate([load_split_result(cfg, 3)]))
     assert json.loads(path.read_text())["per_split"]["3"]["top1"] == first["top1"]
+
+
+@pytest.mark.parametrize("recipe", ["eval_demo.yaml", "eval_demo_hmdb51.yaml", "eval_demo_esc50.yaml"])
+def test_demo_recipes_run_every_official_split(recipe):
+    cfg = load_config(recipe)
+    assert splits_of(cfg) == list(dataset_splits(cfg.EVAL.DOWNSTREAM.DATASET)) and cfg.EVAL.DOWNSTREAM.PROTOCOL == "linear"
+
+
+@pytest.mark.parametrize(("recipe", "views"), [("eval_ucf101.yaml", (10, 3)), ("eval_hmdb51.yaml", (10, 3)), ("eval_esc50.yaml", (10, None))])
+def test_paper_recipes_keep_the_papers_test_views(recipe, views):
+    e = load_config(recipe).EVAL.DOWNSTREAM
+    assert (e.NUM_CLIPS, e.NUM_CROPS if views[1] else None) == views and splits_of(load_config(recipe)) == list(dataset_splits(e.DATASET))
