@@ -39,17 +39,20 @@ interval):
 
 - one split: the Wilson score interval of the proportion of its ``num_test`` test clips that are
   right (``top1_ci95``, ``top5_ci95``);
-- the mean over splits: a percentile bootstrap (:data:`BOOTSTRAP_DRAWS` draws, seeded, so the
-  same results give the same interval) over the *groups* of test clips, the recordings clips
-  share (``group_of`` of the dataset: a UCF101 group, an HMDB51 source video, an ESC-50 source
-  file): each draw resamples the groups with replacement and weights every split's clips by their
-  group's count, so a clip tested in several splits (HMDB51) is drawn once for all of them and
-  clips of one recording go together.  With disjoint test sets of equal size (UCF101 groups,
-  ESC-50 folds) the mean equals the pooled accuracy and this is its cluster bootstrap.  A draw in
-  which some split has no clip is dropped.
-- :func:`compare_probes`: the difference of two encoders' means on the same test clips with a
-  paired bootstrap of the same kind (the same group draws for both) and, per split, the exact
-  McNemar test on the clips only one of them gets right.
+- the mean over splits: a cluster bootstrap (:mod:`avplug.evaluation.intervals`,
+  ``DEFAULT_REPLICATES`` draws, seeded, so the same results give the same interval) over the
+  *groups* of test clips, the recordings clips share (``group_of`` of the dataset: a UCF101 group,
+  an HMDB51 source video, an ESC-50 source file): each draw resamples the groups with replacement
+  and weights every split's clips by their group's count, so a clip tested in several splits
+  (HMDB51) is drawn once for all of them and clips of one recording go together (a draw in which
+  some split has no clip is dropped).  The interval is Clopper-Pearson at the effective sample
+  size that the bootstrap's standard error implies (``intervals.proportion_interval``, as for
+  retrieval's R@k: it does not collapse to a point at 0% or 100%).  With disjoint test sets of
+  equal size (UCF101 groups, ESC-50 folds) the mean equals the pooled accuracy, and with one clip
+  per group this is about the binomial interval of the pooled clips;
+- :func:`compare_probes`: the difference of two encoders' means on the same test clips with the
+  percentile interval of a paired bootstrap of the same kind (the same group draws for both) and,
+  per split, the exact McNemar test on the clips only one of them gets right.
 
 The intervals cover the sampling of test clips given the trained classifiers, not the variance
 of training itself.
@@ -78,6 +81,13 @@ from avplug.data.downstream import build_downstream_dataset, dataset_splits
 from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.schedule import warmup_cosine_lr
 from avplug.evaluation.clips import DownstreamClips, build_clip_dataset
+from avplug.evaluation.intervals import (
+    DEFAULT_REPLICATES,
+    bootstrap_weights,
+    percentile_interval,
+    proportion_interval,
+    standard_error,
+)
 from registry import BACKBONES
 
 logger = logging.getLogger(__name__)
@@ -258,8 +268,6 @@ def top_k_hits(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarra
 # ---------------------------------------------------------------------------------------------
 #: The 97.5% quantile of the standard normal distribution (two-sided 95% intervals).
 Z95 = 1.959963984540054
-#: Bootstrap draws of the intervals of means and differences over splits.
-BOOTSTRAP_DRAWS = 2000
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> list[float]:
@@ -272,8 +280,8 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> list[float]:
     return [0.0 if successes == 0 else center - half, 1.0 if successes == n else center + half]
 
 
-def _bootstrap_means(runs: Sequence[Sequence[dict[str, Any]]], metric: str, draws: int, seed: int) -> list[np.ndarray]:
-    """Bootstrap replicates ``[draws]`` of the mean over splits of ``metric``, one array per run.
+def _bootstrap_means(runs: Sequence[Sequence[dict[str, Any]]], metric: str, seed: int = 0) -> list[np.ndarray]:
+    """Bootstrap replicates ``[DEFAULT_REPLICATES]`` of the mean over splits of ``metric``, one array per run.
 
     ``runs[r][i]`` is the ``test_clips`` table of split ``i`` of run ``r``.  Every draw resamples the
     groups of all tables with replacement, the same draw for every run (paired); a split's accuracy
@@ -281,7 +289,7 @@ def _bootstrap_means(runs: Sequence[Sequence[dict[str, Any]]], metric: str, draw
     """
     names = sorted({g for tables in runs for t in tables for g in t["group"]})
     index = {g: i for i, g in enumerate(names)}
-    counts = np.random.default_rng(seed).multinomial(len(names), np.full(len(names), 1.0 / len(names)), size=draws)
+    counts = bootstrap_weights(len(names), DEFAULT_REPLICATES, seed)
     means = []
     for tables in runs:
         per_split = []
@@ -293,11 +301,6 @@ def _bootstrap_means(runs: Sequence[Sequence[dict[str, Any]]], metric: str, draw
                 per_split.append(np.where(clips > 0, hits / clips, np.nan))
         means.append(np.mean(per_split, axis=0))
     return means
-
-
-def _percentile_interval(replicates: np.ndarray) -> list[float]:
-    finite = replicates[np.isfinite(replicates)]
-    return [float(v) for v in np.percentile(finite, [2.5, 97.5])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,7 +610,7 @@ def run_split(
 
 def aggregate(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Per-split metrics and intervals, their mean, standard deviation (ddof = 1; 0 for one split) and
-    the bootstrap interval of the mean (see the module docstring).
+    the interval of the mean (see the module docstring; ``[None, None]`` with a single test group).
 
     ``results`` are :func:`run_split` outputs of one dataset, protocol and weights (checked).  The
     summary holds ``dataset``, ``protocol``, ``weights``, ``splits``, ``num_classes``, ``chance``,
@@ -637,12 +640,16 @@ def aggregate(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
         values = np.array([r[m] for r in results], dtype=np.float64)
         summary["mean"][m] = float(values.mean())
         summary["std"][m] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        summary["mean_ci95"][m] = _percentile_interval(_bootstrap_means([tables], m, BOOTSTRAP_DRAWS, seed=0)[0])
     summary["num_test_clips"] = len({p for t in tables for p in t["path"]})
     summary["num_test_groups"] = len({g for t in tables for g in t["group"]})
+    for m in METRICS:
+        se = standard_error(_bootstrap_means([tables], m)[0])
+        interval = proportion_interval(summary["mean"][m], se, summary["num_test_clips"], summary["num_test_groups"])
+        summary["mean_ci95"][m] = list(interval)
     summary["interval"] = (
-        f"95%: per split Wilson score over its test clips; mean over splits: percentile bootstrap over the "
-        f"{summary['num_test_groups']} test groups (recordings shared by clips), {BOOTSTRAP_DRAWS} draws"
+        f"95%: per split Wilson score over its test clips; mean over splits: Clopper-Pearson at the effective sample "
+        f"size of a bootstrap over the {summary['num_test_groups']} test groups (recordings shared by clips), "
+        f"{DEFAULT_REPLICATES} draws"
     )
     summary["test_clips"] = {str(r["split"]): r["test_clips"] for r in results}
     return summary
@@ -653,7 +660,7 @@ def compare_probes(a: dict[str, Any], b: dict[str, Any], metric: str = "top1") -
 
     Returns ``dataset``, ``metric``, ``a`` and ``b`` (their weights), ``splits``, ``num_test`` (per
     split), ``mean_a``, ``mean_b``, ``difference`` (``mean_a - mean_b``), ``ci95`` (paired bootstrap
-    over the test groups, the same draws for both), ``a_ahead`` / ``b_ahead`` (the interval of the
+    over the test groups, the same draws for both; ``[None, None]`` with one group), ``a_ahead`` / ``b_ahead`` (the interval of the
     difference lies above / below 0), ``separated`` (``a``'s own interval of the mean lies above
     ``b``'s: ahead by more than both intervals) and ``per_split`` (``difference``, ``a_only`` and
     ``b_only``: clips only ``a`` / only ``b`` gets right, ``mcnemar_p``: the exact two-sided McNemar
@@ -676,15 +683,16 @@ def compare_probes(a: dict[str, Any], b: dict[str, Any], metric: str = "top1") -
         }
         tables_a.append(ta)
         tables_b.append(tb)
-    reps_a, reps_b = _bootstrap_means([tables_a, tables_b], metric, BOOTSTRAP_DRAWS, seed=0)
-    low, high = _percentile_interval(reps_a - reps_b)
+    reps_a, reps_b = _bootstrap_means([tables_a, tables_b], metric)
+    low, high = percentile_interval(reps_a - reps_b)
     mean_a, mean_b = float(np.mean([np.mean(t[metric]) for t in tables_a])), float(np.mean([np.mean(t[metric]) for t in tables_b]))
     return {
         "dataset": a["dataset"], "metric": metric, "a": a["weights"], "b": b["weights"], "splits": a["splits"],
         "num_test": {s: len(t["path"]) for s, t in zip(per_split, tables_a)},
         "mean_a": mean_a, "mean_b": mean_b, "difference": mean_a - mean_b, "ci95": [low, high],
-        "a_ahead": low > 0, "b_ahead": high < 0,
-        "separated": a["mean_ci95"][metric][0] > b["mean_ci95"][metric][1],
+        "a_ahead": low is not None and low > 0, "b_ahead": high is not None and high < 0,
+        "separated": None not in (a["mean_ci95"][metric][0], b["mean_ci95"][metric][1])
+        and a["mean_ci95"][metric][0] > b["mean_ci95"][metric][1],
         "per_split": per_split,
     }
 
@@ -696,8 +704,8 @@ def results_markdown(summary: dict[str, Any]) -> str:
     def pct(value: float) -> str:
         return f"{100 * value:.2f}"
 
-    def interval(bounds: list[float]) -> str:
-        return f"{100 * bounds[0]:.1f}-{100 * bounds[1]:.1f}"
+    def interval(bounds: list[float | None]) -> str:
+        return "n/a" if None in bounds else f"{100 * bounds[0]:.1f}-{100 * bounds[1]:.1f}"
 
     lines = [
         f"**{summary['dataset']}**, {summary['protocol']}, weights `{summary['weights']}`: {summary['num_classes']} classes "

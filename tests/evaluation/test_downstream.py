@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
+from scipy.stats import t as t_dist
 
 import avplug.evaluation.downstream as downstream
 from avplug.config import load_config
@@ -89,10 +90,12 @@ def test_linear_probe_on_sounds_over_folds(tiny_cfg, tiny_esc50):
     summary = run_evaluation(cfg, "none", [1, 2])
     assert summary["splits"] == [1, 2] and summary["mean"]["top1"] == 1.0 and summary["std"]["top1"] == 0.0
     assert summary["per_split"]["1"]["num_test"] == 4 and summary["num_test_clips"] == 8 and summary["num_test_groups"] == 8
-    assert summary["mean_ci95"]["top1"] == [1.0, 1.0] and summary["chance"] == 0.5
+    # 8 of 8 in 8 groups: Clopper-Pearson at n = 8, scaled by (z / t_7)^2 for 8 groups, low = 0.025^(1 / n)
+    n_eff = 8 * (norm.ppf(0.975) / t_dist.ppf(0.975, 7)) ** 2
+    assert summary["mean_ci95"]["top1"] == [pytest.approx(0.025 ** (1 / n_eff)), 1.0] and summary["chance"] == 0.5
     written = json.loads(Path(cfg.OUTPUT_DIR, "results.json").read_text())
     assert written == summary
-    assert "| mean ± std | 8 | 100.00 ± 0.00 | 100.0-100.0 |" in Path(cfg.OUTPUT_DIR, "results.md").read_text()
+    assert "| mean ± std | 8 | 100.00 ± 0.00 | 51.1-100.0 |" in Path(cfg.OUTPUT_DIR, "results.md").read_text()
 
 
 def test_fit_linear_recovers_a_separating_direction():
