@@ -467,9 +467,6 @@ class FeatureCache:
         self._backbone: nn.Module | None = None
         self._features: dict[str, torch.Tensor] = {}
 
-    def __len__(self) -> int:
-        return len(self._features)
-
     def check(self, cfg, weights: str | None) -> None:
         """Raise ``ValueError`` unless ``cfg`` and ``weights`` are the ones the features came from."""
         if _fingerprint(cfg, weights, 0) != self.key:
