@@ -9,7 +9,11 @@ Takes sweep folders (tools/sweep.py --out), run folders (a pretraining OUTPUT_DI
 evaluation results under RUN/eval/<recipe>/), or folders of run folders.  Writes OUT/report.md
 (every table, the figures and the notes), OUT/table1.md, CSV files (table1, table2, fig1_k, fig1_w,
 fig3_loss, runs) and PNG figures (fig1_k, fig1_w, fig3_k, fig3_w, fig3_adjacent), and prints the
-Markdown.  Missing results show as "-" with a note; exit status 2 only when no run was found.
+Markdown.  Runs that differ only in SEED are aggregated first: OUT/claims.md and claims.csv (each
+paper claim of Figures 1a, 1c, 3a and Table 1 with its verdict: reproduced, opposite or not
+resolved, from the 95% intervals), seeds_table1.csv and seeds_measures.csv (mean over seeds with a
+t-interval across seeds, chance and sample size per point), seeds_fig1a/1c/3a.png.  Missing
+results show as "-" with a note; exit status 2 only when no run was found.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,15 @@ MEASURES = ("KL(S-||S+)", "KL(S!=||S+)", "KL(S-||S!=)", "gap")
 
 
 def write_config(run: Path, k: int, w: int = 0, sampler: str = "HierarchicalSampler", sigma: float = 0.0,
-                 normalize: bool = False, tau: float = 1.0, catalog: str = "/data/movies/catalog") -> None:
+                 normalize: bool = False, tau: float = 1.0, catalog: str = "/data/movies/catalog", seed: int = 0,
+                 batch: int = 512) -> None:
     """The keys of a resolved config.yaml that the report reads (a real one holds every key)."""
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text(
         f"DATA:\n  CATALOG_DIR: {catalog}\nINPUT:\n  VIDEO:\n    COLOR_JITTER: {sigma}\n"
         f"LOSS:\n  NAME: CrossModalNCE\n  NORMALIZE: {normalize}\n  TEMPERATURE: {tau}\n"
-        f"SAMPLER:\n  K: {k}\n  NAME: {sampler}\n  WINDOW: {w}\nSOLVER:\n  BATCH_SIZE: 512\n"
+        f"OUTPUT_DIR: {run}\nSEED: {seed}\n"
+        f"SAMPLER:\n  K: {k}\n  NAME: {sampler}\n  WINDOW: {w}\nSOLVER:\n  BATCH_SIZE: {batch}\n"
     )
 
 
@@ -33,7 +36,8 @@ def write_metrics(run: Path, losses, measures=None, step=None, garbage: bool = F
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
 
 
-def write_result(run: Path, dataset: str, top1, protocol: str = "finetune", weights: str = "ckpt.pth") -> None:
+def write_result(run: Path, dataset: str, top1, protocol: str = "finetune", weights: str = "ckpt.pth",
+                 ci=(None, None), chance: float = 0.1, clips: int = 200) -> None:
     """An aggregate results.json as avplug.evaluation.downstream.run_evaluation writes it."""
     top1 = list(top1) if isinstance(top1, (list, tuple)) else [top1]
     splits = list(range(1, len(top1) + 1))
@@ -45,6 +49,7 @@ def write_result(run: Path, dataset: str, top1, protocol: str = "finetune", weig
         "dataset": dataset, "protocol": protocol, "weights": weights, "splits": splits,
         "per_split": {str(s): {"top1": t, "top5": 1.0} for s, t in zip(splits, top1)},
         "mean": {"top1": mean, "top5": 1.0}, "std": {"top1": std, "top5": 0.0},
+        "mean_ci95": {"top1": list(ci), "top5": [None, None]}, "chance": chance, "num_test_clips": clips,
     }))
 
 
@@ -126,7 +131,7 @@ def _md_rows(markdown: str, title: str) -> list[list[str]]:
     """The body rows of the Markdown table under the bold ``title``."""
     block = markdown.split(f"**{title}")[1]
     lines = [line for line in block.split("\n\n")[1].splitlines() if line.startswith("|")]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    return [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip("|"))] for line in lines[2:]]
 
 
 def test_table1_rows_values_and_order(sweep_dir, tmp_path):
@@ -267,3 +272,192 @@ def test_report_tool(sweep_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| k16_w0 | 16 | M_n | 62.92 | 88.33 | 86.30 |" in out and "report of 13 run(s)" in out
     assert tool.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "rep2"), "--quiet"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Seed-aggregated report and the claims' verdicts
+# ---------------------------------------------------------------------------------------------
+T3, T2 = 4.302652729911275, 12.706204736174707  # t_{0.975} with 2 and 1 degrees of freedom
+
+
+def _half(values, t):
+    n = len(values)
+    mean = sum(values) / n
+    return t * (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 / n**0.5
+
+
+def write_heldout(run: Path, kl: float, gap: float, r1: float, ci: float | None = None, counts=(10, 460)) -> None:
+    """A discrepancy.json with the held-out keys of evaluate_discrepancy (intervals +- ci around each value)."""
+    values = {"KL(S-||S+)": 0.1, "KL(S!=||S+)": 0.1 + gap, "KL(S-||S!=)": kl, "gap": gap, "v2a_R@1": r1,
+              "v2a_within_title": 0.5 + r1}
+    chance = {"v2a_R@1": 1 / 460, "v2a_within_title": 0.5}
+    out = {"num_titles": counts[0], "num_snippets": counts[1], "weights": "ckpt.pth"}
+    for key, value in values.items():
+        out.update({key: value, f"{key}_ci_low": None if ci is None else value - ci,
+                    f"{key}_ci_high": None if ci is None else value + ci, f"{key}_chance": chance.get(key, 0.0)})
+    (run / "discrepancy.json").write_text(json.dumps(out))
+
+
+# point -> (k, w, sampler, seeds: [(KL(S-||S!=), gap, v2a_R@1, final-epoch loss level, (HMDB51, ESC50, UCF101))])
+SEED_POINTS = {
+    "random_init": (16, 0, "HierarchicalSampler", [(0.04, 0.10, 0.002, None, (0.10, 0.40, 0.20)),
+                                                   (0.05, 0.12, 0.003, None, (0.12, 0.42, 0.21)),
+                                                   (0.06, 0.14, 0.001, None, (0.14, 0.44, 0.22))]),
+    "k1_iid_w0": (1, 0, "IIDSampler", [(0.60, 1.0, 0.10, 1.0, (0.20, 0.70, 0.52)), (0.62, 1.1, 0.12, 1.1, (0.21, 0.72, 0.53)),
+                                       (0.64, 0.9, 0.14, 0.9, (0.22, 0.74, 0.54))]),
+    "k4_w0": (4, 0, "HierarchicalSampler", [(0.30, 0.7, 0.10, 1.8, (0.25, 0.71, 0.45)), (0.31, 0.8, 0.12, 1.9, (0.26, 0.73, 0.46)),
+                                            (0.29, 0.6, 0.11, 2.0, (0.27, 0.75, 0.47))]),
+    "k16_w0": (16, 0, "HierarchicalSampler", [(0.20, 0.8, 0.12, 2.4, (0.30, 0.73, 0.40)),
+                                              (0.22, 1.2, 0.13, 2.5, (0.32, 0.70, 0.41)),
+                                              (0.18, 1.0, 0.14, 2.6, (0.34, 0.76, 0.42))]),
+    "k4_w4": (4, 4, "HierarchicalSampler", [(0.05, 0.3, 0.05, 2.2, (0.18, 0.70, 0.40))]),  # one seed: its own intervals
+    "k16_w16": (16, 16, "HierarchicalSampler", [(0.50, 0.4, 0.05, 3.0, (0.25, 0.60, 0.35)),
+                                                (0.54, 0.5, 0.06, 3.1, (0.27, 0.62, 0.37))]),  # two seeds: t = 12.71
+}
+
+
+@pytest.fixture
+def seed_sweep(tmp_path) -> Path:
+    """A repro-cpu sweep: 3 seeds per point (k4_w4 one, k16_w16 two), 3 baselines, a run still going."""
+    root = tmp_path / "repro"
+    entries = []
+    for point, (k, w, sampler, seeds) in SEED_POINTS.items():
+        for seed, (kl, gap, r1, loss, probes) in enumerate(seeds):
+            name = f"{point}_seed{seed}"
+            baseline = point == "random_init"
+            overrides = {"SEED": seed} if baseline else {"SAMPLER.K": k, "SAMPLER.NAME": sampler, "SAMPLER.WINDOW": w, "SEED": seed}
+            entries.append({"name": name, "overrides": overrides, "baseline": baseline, "cfg": "demo.yaml", "opts": [],
+                            "plugins": [], "evals": []})
+            run = root / name
+            write_config(run, k, w, sampler, seed=seed, batch=32)
+            write_state(run, "finished")
+            own = 0.02 if point == "k4_w4" else None  # a single seed's measures come with their bootstrap interval
+            write_heldout(run, kl, gap, r1, ci=own, counts=(10.0, 460.0) if seed == 2 else (10, 460))  # as metrics.jsonl
+            if loss is not None:  # 2 epochs of 10 steps; the last epoch's losses average to `loss`
+                write_metrics(run, [5.0 - 0.1 * s for s in range(10)] + [loss + d for d in (-0.09, 0.09) * 5])
+            for ds, top1 in zip(rp.DATASETS, probes):
+                write_result(run, ds, top1, weights="none" if baseline else "ckpt.pth", ci=(top1 - 0.03, top1 + 0.03),
+                             chance={"HMDB51": 1 / 51, "ESC50": 1 / 50, "UCF101": 1 / 101}[ds], clips=300)
+    run = root / "k16_w0_seed3"  # not finished: left out of the aggregation
+    write_config(run, 16, 0, seed=3, batch=32)
+    write_state(run, "running")
+    write_metrics(run, [9.0, 9.0])
+    entries.append({"name": run.name, "overrides": {"SAMPLER.K": 16, "SEED": 3}, "baseline": False, "cfg": "demo.yaml",
+                    "opts": [], "plugins": [], "evals": []})
+    (root / "sweep.json").write_text(json.dumps({"version": 1, "runs": entries, "notes": []}))
+    return root
+
+
+def _seed_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["point"], r["figure"]): r for r in _csv(path)}
+
+
+def test_seed_points_mean_and_t_interval_across_seeds(seed_sweep, tmp_path):
+    report = rp.build_report([seed_sweep], tmp_path / "rep")
+    rows = _seed_rows(tmp_path / "rep" / "seeds_measures.csv")
+    assert {p for p, _ in rows} == {"random_init", "k1_iid_w0", "k4_w0", "k16_w0", "k4_w4", "k16_w16"}
+    kl = rows[("k1_iid_w0", "KL(S-||S!=)")]
+    assert (kl["block"], kl["k"], kl["w"], kl["seeds"], kl["interval"]) == ("w=M_n", "1", "-", "3", "t over seeds")
+    half = _half([0.60, 0.62, 0.64], T3)  # 4.303 * 0.02 / sqrt(3) = 0.0497
+    assert float(kl["mean"]) == pytest.approx(0.62) and half == pytest.approx(0.04969, abs=1e-5)
+    assert float(kl["ci_low"]) == pytest.approx(0.62 - half) and float(kl["ci_high"]) == pytest.approx(0.62 + half)
+    assert kl["values"] == "0.6;0.62;0.64" and kl["runs"] == "k1_iid_w0_seed0;k1_iid_w0_seed1;k1_iid_w0_seed2"
+    assert float(kl["chance"]) == 0.0 and kl["sample"] == "460 snippets of 10 held-out titles"
+    # the final loss: the mean of the last epoch's logged losses (steps 11-20), then over seeds
+    loss = rows[("k16_w0", "final_loss")]
+    assert float(loss["mean"]) == pytest.approx(2.5) and float(loss["ci_high"]) == pytest.approx(2.5 + _half([2.4, 2.5, 2.6], T3))
+    assert float(loss["chance"]) == pytest.approx(4.143135)  # log(2 * 32 - 1)
+    assert loss["sample"] == "mean of the 10 logged step(s) of the last epoch"
+    # two seeds: t with one degree of freedom; the unfinished fourth k16 seed is not among them
+    two = rows[("k16_w16", "KL(S-||S!=)")]
+    assert two["seeds"] == "2" and float(two["ci_low"]) == pytest.approx(0.52 - _half([0.50, 0.54], T2))
+    assert rows[("k16_w0", "KL(S-||S!=)")]["seeds"] == "3"
+    # one seed: the run's own interval; its loss has none
+    own = rows[("k4_w4", "KL(S-||S!=)")]
+    assert (own["interval"], float(own["ci_low"]), float(own["ci_high"])) == ("run's own", pytest.approx(0.03), pytest.approx(0.07))
+    assert rows[("k4_w4", "final_loss")]["interval"] == "none" and rows[("k4_w4", "final_loss")]["ci_low"] == ""
+    notes = report["markdown"].split("## Seed-aggregated results")[1]
+    assert "left out of the seed aggregation (not finished): k16_w0_seed3" in notes
+    assert "fewer than 3 seeds: k4_w4 (1), k16_w16 (2)" in notes
+
+
+def test_seed_table1_probes_with_intervals_baseline_and_chance(seed_sweep, tmp_path):
+    report = rp.build_report([seed_sweep], tmp_path / "rep")
+    rows = _md_rows(report["markdown"], "Seed-aggregated Table 1")
+    assert [r[0] for r in rows] == ["random_init", "k1_iid_w0", "k4_w0", "k16_w0", "k4_w4", "k16_w16", "chance"]
+    by_point = {r[0]: r[1:] for r in rows}
+    h = 100 * _half([0.30, 0.32, 0.34], T3)
+    assert by_point["k16_w0"][:5] == ["16", "M_n", "3", "t, 3 seeds", f"32.00 [{32 - h:.2f}, {32 + h:.2f}]"]
+    assert by_point["random_init"][:4] == ["-", "-", "3", "t, 3 seeds"]
+    assert by_point["k4_w4"][3:5] == ["run's own", "18.00 [15.00, 21.00]"]  # its own test-clip interval
+    assert by_point["chance"][4:] == ["1.96", "2.00", "0.99"]
+    table = _seed_rows(tmp_path / "rep" / "seeds_table1.csv")
+    ucf = table[("random_init", "UCF101")]
+    assert ucf["block"] == "baseline" and float(ucf["mean"]) == pytest.approx(0.21) and ucf["sample"] == "300 test clips"
+
+
+def _verdicts(path: Path) -> dict[tuple[str, str], str]:
+    return {(r["source"], r["claim"]): r["verdict"] for r in _csv(path)}
+
+
+def test_claims_verdicts_from_planted_intervals(seed_sweep, tmp_path):
+    report = rp.build_report([seed_sweep], tmp_path / "rep")
+    got = _verdicts(tmp_path / "rep" / "claims.csv")
+    assert got == {
+        ("Figure 1a", "KL(S-||S!=) is lower at k = 16 than at k = 1"): "reproduced",  # 0.20 +- 0.05 vs 0.62 +- 0.05
+        ("Figure 1a", "the gap is lower at k = 16 than at k = 1"): "not resolved",  # 1.0 +- 0.5 vs 1.0 +- 0.25
+        ("Figure 1c", "adjacent snippets (w = k) give a lower KL(S-||S!=) than no window at k = 4"): "reproduced",
+        ("Figure 1c", "adjacent snippets (w = k) give a lower KL(S-||S!=) than no window at k = 16"): "opposite",
+        ("Figure 3a", "k = 1's loss falls fastest: its final loss is below k = 16's"): "reproduced",
+        ("Table 1", "k = 4 (w = M_n) beats k = 1 on HMDB51"): "reproduced",  # 0.26 +- 0.025 vs 0.21 +- 0.025
+        ("Table 1", "k = 4 (w = M_n) beats k = 1 on ESC50"): "not resolved",
+        ("Table 1", "k = 4 (w = M_n) beats k = 1 on UCF101"): "opposite",  # [43.5, 48.5] vs [50.5, 55.5]
+        ("Table 1", "k = 16 (w = M_n) beats k = 1 on HMDB51"): "reproduced",
+        ("Table 1", "k = 16 (w = M_n) beats k = 1 on ESC50"): "not resolved",
+        ("Table 1", "k = 16 (w = M_n) beats k = 1 on UCF101"): "opposite",
+        ("Table 1", "w = k is worse than no window on HMDB51 at k = 4"): "reproduced",  # own [15, 21] vs [23.5, 28.5]
+        ("Table 1", "w = k is worse than no window on ESC50 at k = 4"): "not resolved",
+        ("Table 1", "w = k is worse than no window on UCF101 at k = 4"): "reproduced",
+        ("Table 1", "w = k is worse than no window on HMDB51 at k = 16"): "not resolved",
+        ("Table 1", "w = k is worse than no window on ESC50 at k = 16"): "not resolved",
+        ("Table 1", "w = k is worse than no window on UCF101 at k = 16"): "not resolved",
+    }
+    rows = {r[1]: r for r in _md_rows(report["markdown"], "Claims")}
+    fig1a = rows["KL(S-||S!=) is lower at k = 16 than at k = 1"]
+    h = _half([0.20, 0.22, 0.18], T3)
+    assert fig1a[2:5] == ["k16_w0", "k1_iid_w0", f"0.200 [{0.2 - h:.3f}, {0.2 + h:.3f}] (n = 3)"]
+    assert fig1a[6:] == ["-0.420", "-", "**reproduced**"]
+    assert rows["k = 16 (w = M_n) beats k = 1 on HMDB51"][7] == "62.92 vs 60.32"  # the paper's Table 1
+    claims = (tmp_path / "rep" / "claims.md").read_text()
+    assert "7 reproduced, 3 opposite, 7 not resolved" in claims
+
+
+def test_seed_figures_are_pngs_and_the_loss_band_is_the_mean_over_seeds(seed_sweep, tmp_path):
+    report = rp.build_report([seed_sweep], tmp_path / "rep")
+    for name in ("seeds_fig1a.png", "seeds_fig1c.png", "seeds_fig3a.png"):
+        with Image.open(report["files"][name]) as image:
+            assert image.format == "PNG" and image.size[0] > 300
+        assert f"]({name})" in report["markdown"]
+    curves = [r for r in _csv(tmp_path / "rep" / "seeds_fig3a.csv") if r["step"] == "20"]
+    k1 = next(r for r in curves if r["point"] == "k1_iid_w0")
+    assert float(k1["mean"]) == pytest.approx(1.09) and k1["seeds"] == "3"  # (1.09 + 1.19 + 0.99) / 3
+    assert float(k1["ci_high"]) == pytest.approx(1.09 + _half([1.09, 1.19, 0.99], T3))
+    assert {r["point"] for r in curves} == {"k1_iid_w0", "k4_w0", "k16_w0"}  # Figure 3a: w = M_n only
+
+
+def test_verdict_rules():
+    from avplug.evaluation.claims import NOT_MEASURED, NOT_RESOLVED, OPPOSITE, REPRODUCED, verdict
+    from avplug.evaluation.seeds import Estimate, across_seeds
+
+    low, high, touching, none = Estimate(1.0, 0.8, 1.2), Estimate(2.0, 1.5, 2.5), Estimate(1.6, 1.2, 2.0), Estimate(1.0)
+    assert verdict(low, high, "<") == REPRODUCED and verdict(high, low, "<") == OPPOSITE
+    assert verdict(high, low, ">") == REPRODUCED and verdict(low, high, ">") == OPPOSITE
+    assert verdict(low, touching, "<") == NOT_RESOLVED  # 1.2 is not below 1.2
+    assert verdict(none, high, "<") == NOT_RESOLVED and verdict(Estimate(None), high, "<") == NOT_MEASURED
+    assert verdict(None, high, ">") == NOT_MEASURED
+    with pytest.raises(ValueError):
+        verdict(low, high, "<=")
+    mean, lo, hi = across_seeds([1.0, 2.0, 3.0])
+    assert (mean, hi - mean, mean - lo) == (2.0, pytest.approx(T3 / 3**0.5), pytest.approx(T3 / 3**0.5))
+    with pytest.raises(ValueError):
+        across_seeds([1.0])
