@@ -8,16 +8,29 @@
         --eval eval_ucf101.yaml --eval eval_hmdb51.yaml --eval eval_esc50.yaml --slurm --partition gpu
     tools/sweep.py --out output/sweeps/k --status
 
+The CPU reproduction of Figures 1a, 1c, 3a and Table 1 at demo scale (the repro-cpu preset, 3 seeds
+per point: 15 pretrained runs and 3 random inits, random_init_seed0..2; at 8 epochs a demo run
+trains in about 4-5 minutes on one core, sized for the 90 minutes on 2 cores the issue allows):
+
+    tools/sweep.py --cfg demo.yaml --preset repro-cpu --grid SEED=0,1,2 --prepare demo --out output/repro \\
+        --eval eval_demo.yaml --eval eval_demo_hmdb51.yaml --eval eval_demo_esc50.yaml SOLVER.MAX_EPOCHS 8
+
+Its report (OUT/report, see tools/report.py) opens with the seed-aggregated results: each point's
+mean over seeds with a 95% t-interval across seeds, Figures 1a/1c/3a with error bars, Table 1 with
+the baseline, and claims.md, each paper claim's verdict (reproduced, opposite, not resolved) from
+those intervals.  Add --dry-run to see the 18 planned runs first.
+
 Every run goes to OUT/<run name> (k4_w0, k1_iid_w0, ...); OUT/sweep.json records the runs, their
 overrides and status (invalid grid points with their validation error).  Locally the runs go one
 after another: pretraining, discrepancy measures of the final model, each --eval recipe (applied
-with the run's overrides), plus the randomly initialized baseline (random_init) unless
---no-baseline; then the report (tools/report.py) is written to OUT/report.  With --slurm each run
-is one task of a Slurm array, followed by a report job.  Rerunning the same command skips finished
-runs and resumes interrupted ones.  Presets are the paper's grids (table1, table2, fig1-k, fig1-w),
-fitted to the catalog: points whose k exceeds the median title length, or whose window covers every
-title, are dropped with a printed note.  Exit status: 0 when every run finished, 1 when some
-failed or were invalid, 2 on bad usage.
+with the run's overrides), plus the randomly initialized baseline (random_init; one per seed,
+random_init_seed0, ..., when the grid sets SEED) unless --no-baseline; then the report
+(tools/report.py) is written to OUT/report.  With --slurm each run is one task of a Slurm array,
+followed by a report job.  Rerunning the same command skips finished runs and resumes interrupted
+ones.  Presets are the paper's grids (table1, table2, fig1-k, fig1-w, repro-cpu), fitted to the
+catalog: points whose k exceeds the median title length, or whose window covers every title, are
+dropped with a printed note.  Exit status: 0 when every run finished, 1 when some failed or were
+invalid, 2 on bad usage.
 """
 from __future__ import annotations
 

@@ -9,9 +9,13 @@ one base recipe.  Its pieces, from pure to effectful:
   three blocks (k in {1, 4, 8, 16, 32, 64} with w = M_n; k = 16 with w in {64, ..., 2048}; w = k
   for k in {4, 16, 64}); ``table2`` is Table 2 (color jitter sigma, and the l2-normalized loss
   with temperature tau); ``fig1-k`` and ``fig1-w`` are the curves of Figure 1a and 1b (1b ends
-  at w = M_n).  The k = 1 baseline is ``SAMPLER.NAME IIDSampler`` (i.i.d. snippets), as the
-  paper's; larger k uses ``HierarchicalSampler``.  A preset may be combined with grid axes (their
-  product, e.g. several seeds) and restricted with :func:`filter_points`.
+  at w = M_n); ``repro-cpu`` is the demo-scale reproduction of Figures 1a, 1c, 3a and Table 1
+  (k in {1, 4, 16} with w = M_n, and w = k for k in {4, 16}), meant to be combined with
+  ``--grid SEED=0,1,2``: every point then has 3 seeds, which the seed-aggregated report
+  (:mod:`avplug.evaluation.seeds`) needs for an interval across seeds.  The k = 1 baseline is
+  ``SAMPLER.NAME IIDSampler`` (i.i.d. snippets), as the paper's; larger k uses
+  ``HierarchicalSampler``.  A preset may be combined with grid axes (their product, e.g. several
+  seeds) and restricted with :func:`filter_points`.
 * **Fitting to the catalog** (:func:`fit_to_catalog`): the paper's grid assumes titles of about
   two thousand snippets.  On a smaller catalog (the demo) a point is dropped, with a note, when
   its k exceeds the median title length M_n of the training titles (most titles could not give k
@@ -33,7 +37,9 @@ one base recipe.  Its pieces, from pure to effectful:
   measured the final step), downstream evaluation with each recipe (``eval/<recipe>/results.json``,
   skipped when present for the same weights), then ``results.json`` (the run's summary) and
   status ``finished``.  The baseline run (``random_init``) skips pretraining and evaluates randomly
-  initialized encoders.  A stage can be injected (tests; the Slurm job's distributed pretraining).
+  initialized encoders; when the points set ``SEED``, there is one baseline per seed
+  (``random_init_seed0``, ...: the seed draws the random weights), else one.  A stage can be
+  injected (tests; the Slurm job's distributed pretraining).
 * **A local sweep** (:func:`run_sweep`): runs one after another, skipping finished ones
   (:func:`is_finished`); a failed run is recorded and the sweep goes on.
 
@@ -190,6 +196,9 @@ PAPER_W = (64, 128, 256, 512, 1024, 2048)
 PAPER_ADJACENT_K = (4, 16, 64)
 PAPER_SIGMA_ROWS = ((1, 0.0), (16, 0.0), (1, 1.0), (16, 0.5), (16, 1.0))
 PAPER_TAU = (0.07, 0.3)
+#: repro-cpu: the k of Figure 1a / 3a that the demo catalog supports, and those with w = k (Figure 1c).
+REPRO_CPU_K = (1, 4, 16)
+REPRO_CPU_ADJACENT_K = (4, 16)
 
 #: Preset name -> what it reproduces.
 PRESETS = {
@@ -197,6 +206,8 @@ PRESETS = {
     "table2": "Table 2: color jitter sigma rows (k, sigma) and the l2-normalized loss with tau in {0.07, 0.3} (k = 16)",
     "fig1-k": "Figure 1a: discrepancy against k in {1,4,8,16,32,64}, w = M_n",
     "fig1-w": "Figure 1b: discrepancy against w in {64,...,2048} and w = M_n, k = 16",
+    "repro-cpu": "Figures 1a, 1c, 3a and Table 1 at demo scale: k in {1,4,16} with w = M_n, and w = k for k in {4,16}; "
+                 "combine with --grid SEED=0,1,2 (3 seeds per point)",
 }
 
 
@@ -215,6 +226,8 @@ def preset_points(name: str) -> list[dict[str, Any]]:
     if name == "table1":
         points = [sampler_point(k) for k in PAPER_K] + [sampler_point(16, w) for w in PAPER_W]
         return points + [sampler_point(k, k) for k in PAPER_ADJACENT_K]
+    if name == "repro-cpu":
+        return [sampler_point(k) for k in REPRO_CPU_K] + [sampler_point(k, k) for k in REPRO_CPU_ADJACENT_K]
     if name == "table2":
         points = [{**sampler_point(k), "INPUT.VIDEO.COLOR_JITTER": sigma} for k, sigma in PAPER_SIGMA_ROWS]
         return points + [
@@ -408,14 +421,17 @@ def plan_runs(
     baseline: bool = True,
     world_size: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Run entries for ``points`` (plus the baseline first when ``baseline``), each validated.
+    """Run entries for ``points`` (plus the baselines first when ``baseline``), each validated.
 
-    A point whose cfg does not load or validate gets ``status: "invalid"`` and the error message.
+    The baselines are :func:`baseline_points`.  A point whose cfg does not load or validate gets
+    ``status: "invalid"`` and the error message.
     """
     runs = []
     if baseline:
-        runs.append(make_run(BASELINE_NAME, {}, cfg_file=cfg_file, opts=opts, plugins=plugins, evals=evals, baseline=True))
-    for name, point in zip(unique_names(points, taken=[BASELINE_NAME] if baseline else []), points):
+        for overrides in baseline_points(points):
+            name = f"{BASELINE_NAME}_{run_name(overrides)}" if overrides else BASELINE_NAME
+            runs.append(make_run(name, overrides, cfg_file=cfg_file, opts=opts, plugins=plugins, evals=evals, baseline=True))
+    for name, point in zip(unique_names(points, taken=[r["name"] for r in runs]), points):
         runs.append(make_run(name, point, cfg_file=cfg_file, opts=opts, plugins=plugins, evals=evals))
     for run in runs:
         try:
@@ -423,6 +439,15 @@ def plan_runs(
         except ValueError as exc:  # ConfigError, or a value fvcore could not merge
             run["status"], run["error"] = "invalid", str(exc)
     return runs
+
+
+def baseline_points(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Overrides of the randomly initialized baselines of a sweep over ``points``: one per distinct
+    ``SEED`` of the points (``[{"SEED": 0}, {"SEED": 1}, ...]``, in order of appearance), or one
+    without overrides (``[{}]``) when no point sets ``SEED``.  Only the seed changes random
+    weights; the other keys of a sampling sweep do not reach a model that is not pretrained."""
+    seeds = list(dict.fromkeys(point["SEED"] for point in points if "SEED" in point))
+    return [{"SEED": seed} for seed in seeds] or [{}]
 
 
 def _same_request(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

@@ -1,5 +1,6 @@
 """Sweeps: grids, presets fitted to a catalog, run names, the record, skip-finished / resume, end to end."""
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -74,6 +75,22 @@ def test_presets_are_the_papers_grids():
                     (16, 1.0, False, None), (16, 0.0, True, 0.07), (16, 0.0, True, 0.3)]
     with pytest.raises(SweepError, match="unknown preset"):
         sw.preset_points("table9")
+
+
+def test_repro_cpu_preset_with_three_seeds_and_a_baseline_per_seed():
+    points = sw.preset_points("repro-cpu")
+    assert _kw(points) == [(1, 0), (4, 0), (16, 0), (4, 4), (16, 16)]
+    assert [p["SAMPLER.NAME"] for p in points] == ["IIDSampler"] + ["HierarchicalSampler"] * 4
+    # the demo catalog (titles of 46 snippets) supports every point
+    assert _kw(sw.fit_to_catalog(points, CatalogStats.from_lengths([46] * 30))[0]) == _kw(points)
+    seeded = sw.combine_points(points, sw.expand_grid([sw.parse_grid("SEED=0,1,2")]))
+    assert sw.baseline_points(seeded) == [{"SEED": 0}, {"SEED": 1}, {"SEED": 2}]
+    assert sw.baseline_points(points) == [{}]
+    runs = sw.plan_runs(seeded, cfg_file=DEMO, evals=[EVAL_DEMO])
+    assert [r["name"] for r in runs[:4]] == ["random_init_seed0", "random_init_seed1", "random_init_seed2", "k1_iid_w0_seed0"]
+    assert len(runs) == 18 and [r["baseline"] for r in runs].count(True) == 3 and runs[1]["overrides"] == {"SEED": 1}
+    assert runs[-1]["name"] == "k16_w16_seed2" and not any(r.get("status") == "invalid" for r in runs)
+    assert sw.run_cfg(runs[2], Path("/tmp/x")).SEED == 2  # each baseline draws its own random weights
 
 
 def test_fit_to_catalog_drops_what_a_small_catalog_cannot_support():
@@ -331,6 +348,29 @@ def test_tool_dry_run_and_status(tmp_path, capsys):
     assert tool.main(["--cfg", "demo.yaml", "--out", str(out), "--grid", "k=1"]) == 2
     assert tool.main(["--cfg", "demo.yaml", "--out", str(out), "--grid", "SAMPLER.K=1", "SEED", "3"]) == 2  # k1 exists with other opts
     assert "other settings" in capsys.readouterr().err
+
+
+def test_tool_dry_run_of_the_cpu_reproduction(tmp_path, capsys):
+    """The command of tools/sweep.py's docstring plans 15 points (5 x 3 seeds) and 3 random inits."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sweep_tool", Path(__file__).parents[2] / "tools" / "sweep.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    doc = tool.__doc__.replace("\\\n", " ")
+    command = next(line for line in doc.splitlines() if "--preset repro-cpu" in line)
+    argv = shlex.split(command)
+    assert argv[:7] == ["tools/sweep.py", "--cfg", "demo.yaml", "--preset", "repro-cpu", "--grid", "SEED=0,1,2"]
+    out = tmp_path / "repro"
+    argv[argv.index("--out") + 1] = str(out)
+    rc = tool.main(["--dry-run", *argv[1:], "DATA.STORE_DIR", str(tmp_path / "none")])  # no catalog: unfitted
+    assert rc == 0
+    assert "18 run(s)" in capsys.readouterr().out
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert [r["name"] for r in runs if r["baseline"]] == ["random_init_seed0", "random_init_seed1", "random_init_seed2"]
+    assert sorted({r["name"].rsplit("_seed", 1)[0] for r in runs if not r["baseline"]}) == [
+        "k16_w0", "k16_w16", "k1_iid_w0", "k4_w0", "k4_w4"]
+    assert all(len(r["evals"]) == 3 and r["opts"][-4:-2] == ["SOLVER.MAX_EPOCHS", "8"] and "status" not in r for r in runs)
 
 
 def test_slurm_dry_run_prints_an_array_and_a_report_job(tmp_path, capsys):
