@@ -38,8 +38,10 @@ one base recipe.  Its pieces, from pure to effectful:
   skipped when present for the same weights), then ``results.json`` (the run's summary) and
   status ``finished``.  The baseline run (``random_init``) skips pretraining and evaluates randomly
   initialized encoders; when the points set ``SEED``, there is one baseline per seed
-  (``random_init_seed0``, ...: the seed draws the random weights), else one.  A stage can be
-  injected (tests; the Slurm job's distributed pretraining).
+  (``random_init_seed0``, ...: the seed draws the random weights), else one.  The summaries of
+  ``results.json`` leave out the per-clip predictions (``test_clips``), which stay in
+  ``eval/<recipe>/results.json``.  A stage can be injected (tests; the Slurm job's distributed
+  pretraining).
 * **A local sweep** (:func:`run_sweep`): runs one after another, skipping finished ones
   (:func:`is_finished`); a failed run is recorded and the sweep goes on.
 
@@ -72,6 +74,8 @@ logger = logging.getLogger("avplug.sweep")
 RECORD_VERSION = 1
 #: Name of the randomly initialized baseline run.
 BASELINE_NAME = "random_init"
+#: Keys of a downstream summary left out of a run's ``results.json`` (per-clip tables: large).
+PER_CLIP_KEYS = ("test_clips",)
 #: Statuses a run can have.
 STATUSES = ("planned", "invalid", "running", "failed", "finished")
 
@@ -725,7 +729,8 @@ def _default_evaluate(cfg, weights: str, device) -> dict[str, Any]:
 def evaluation_stage(run, sweep_dir, weights: str, *, evaluate=None, device=None) -> tuple[dict[str, Any], list[str]]:
     """Downstream evaluation of ``weights`` with each recipe of ``run["evals"]``.
 
-    Returns ``({dataset: aggregate summary}, errors)``; a recipe whose ``results.json`` exists for
+    Returns ``({dataset: aggregate summary without PER_CLIP_KEYS}, errors)`` (the per-clip tables
+    stay in the recipe's own ``results.json``); a recipe whose ``results.json`` exists for
     the same weights is not rerun.  ``evaluate(cfg, weights, device) -> summary`` defaults to
     :func:`avplug.evaluation.downstream.run_evaluation`.  A failing recipe is reported in
     ``errors`` and the others still run.
@@ -740,7 +745,7 @@ def evaluation_stage(run, sweep_dir, weights: str, *, evaluate=None, device=None
             if not (isinstance(summary, dict) and summary.get("weights") == weights):
                 logger.info("%s: evaluating with %s (%s, %s)", run["name"], recipe, cfg.EVAL.DOWNSTREAM.DATASET, cfg.EVAL.DOWNSTREAM.PROTOCOL)
                 summary = (evaluate or _default_evaluate)(cfg, weights, device)
-            summary = {**summary, "recipe": str(recipe)}
+            summary = {**{k: v for k, v in summary.items() if k not in PER_CLIP_KEYS}, "recipe": str(recipe)}
             key = summary.get("dataset", name)
             results[key if key not in results else f"{key} ({name})"] = summary
         except Exception as exc:  # one recipe failing must not lose the others

@@ -220,7 +220,8 @@ class FakeStages:
         self.calls["evaluate"].append((out.parent.parent.name, out.name))
         summary = {"dataset": cfg.EVAL.DOWNSTREAM.DATASET, "protocol": cfg.EVAL.DOWNSTREAM.PROTOCOL, "weights": weights,
                    "splits": [1], "per_split": {"1": {"top1": 0.5, "top5": 1.0}}, "mean": {"top1": 0.5, "top5": 1.0},
-                   "std": {"top1": 0.0, "top5": 0.0}}
+                   "std": {"top1": 0.0, "top5": 0.0},
+                   "test_clips": {"1": {"path": ["a.avi", "b.avi"], "group": ["g1", "g2"], "top1": [1, 0]}}}
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(summary))
         return summary
@@ -255,6 +256,9 @@ def test_run_sweep_skips_finished_runs_and_resumes_failed_and_interrupted_ones(t
     result = json.loads((tmp_path / "k4_w0" / "results.json").read_text())
     assert result["checkpoint"].endswith("model_0000002.pth") and result["downstream"]["UCF101"]["mean"]["top1"] == 0.5
     assert result["discrepancy"]["gap"] == 0.2 and result["overrides"]["SAMPLER.K"] == 4
+    # the per-clip table stays in the recipe's results.json, not in the run's summary
+    assert "test_clips" not in result["downstream"]["UCF101"] and result["downstream"]["UCF101"]["per_split"]
+    assert "test_clips" in json.loads((tmp_path / "k4_w0" / "eval" / "eval_demo" / "results.json").read_text())
 
     # a third run has nothing to do; a new evaluation recipe runs only the new evaluation
     fake3 = FakeStages()
