@@ -9,7 +9,9 @@
 - :mod:`avplug.evaluation.sweep`: grids of pretraining configs (the paper's Table 1/2 and Figure 1
   presets), each run pretrained, measured and evaluated, resumable (``tools/sweep.py``);
 - :mod:`avplug.evaluation.reports`: finished runs gathered into the paper's table and figure shapes
-  as Markdown, CSV and PNG (``tools/report.py``);
+  as Markdown, CSV and PNG (``tools/report.py``); :mod:`avplug.evaluation.seeds` groups runs that
+  differ only in SEED (mean and t-interval across seeds) and :mod:`avplug.evaluation.claims` gives
+  each paper claim a verdict from those intervals;
 - :mod:`avplug.evaluation.clips` and :mod:`avplug.evaluation.views`: decoding, augmentation and the
   test-time views (uniform temporal clips x left/center/right crops).
 
