@@ -421,7 +421,7 @@ def test_small_real_sweep_end_to_end(tmp_path, tiny_demo, tiny_ucf101, capsys):
     opts = ["DATA.SOURCE", shared["DATA.SOURCE"], "DATA.META", shared["DATA.META"],
             "DATA.CATALOG_DIR", str(tmp_path / "catalog"), "DATA.STORE_DIR", str(tmp_path / "store"),
             "DATA.HELDOUT_FRACTION", "0.5", "DATA.NUM_WORKERS", "0", "DATA.PREPROCESS_WORKERS", "1",
-            "SOLVER.MAX_STEPS", "2", "SOLVER.LOG_PERIOD", "1", "SOLVER.BATCH_SIZE", "8", "MODEL.HEAD.DIM", "16",
+            "SOLVER.MAX_STEPS", "2", "SOLVER.LOG_PERIOD", "1", "SOLVER.BATCH_SIZE", "8", "SAMPLER.K", "4", "MODEL.HEAD.DIM", "16",
             "EVAL.DISCREPANCY_MAX_SNIPPETS", "64"]
     argv = ["--cfg", "demo.yaml", "--preset", "fig1-k", "--only", "SAMPLER.K=1,4", "--out", str(out),
             "--eval", str(recipe), "--prepare", "data", *opts]

@@ -89,7 +89,7 @@ def _train_opts(data: dict[str, Path], output_dir: Path, *extra: str) -> list[st
     # 2 steps per epoch, 12 steps, a checkpoint every 2.
     return [
         "DATA.CATALOG_DIR", str(data["catalog"]), "DATA.STORE_DIR", str(data["store"]), "OUTPUT_DIR", str(output_dir),
-        "SOLVER.BATCH_SIZE", "8", "SOLVER.MAX_EPOCHS", "6", "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.LOG_PERIOD", "1",
+        "SOLVER.BATCH_SIZE", "8", "SAMPLER.K", "4", "SOLVER.MAX_EPOCHS", "6", "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.LOG_PERIOD", "1",
         "EVAL.DISCREPANCY_PERIOD", "-1", *extra,
     ]
 
