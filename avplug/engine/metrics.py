@@ -95,3 +95,40 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str =
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return Path(png_path)
+
+
+def plot_heldout_curve(metrics_path: str | Path, png_path: str | Path,
+                       keys: tuple[str, ...] = ("v2a_R@1", "a2v_R@1", "v2a_within_title")) -> Path | None:
+    """Plot held-out figures logged during training (``key`` with ``key_ci_low``/``key_ci_high``
+    bands and ``key_chance`` as a dashed line, one panel per key) against step into ``png_path``.
+
+    Returns None (and writes nothing) when ``metrics.jsonl`` has no record with the first key.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in read_metrics(metrics_path) if r.get(keys[0]) is not None]
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
+    steps = [r["step"] for r in rows]
+    for ax, key in zip(axes[0], keys):
+        values = [r.get(key) for r in rows]
+        ax.plot(steps, values, marker="o", label=key)
+        if all(r.get(f"{key}_ci_low") is not None for r in rows):
+            ax.fill_between(steps, [r[f"{key}_ci_low"] for r in rows], [r[f"{key}_ci_high"] for r in rows], alpha=0.25,
+                            label="95% interval")
+        if rows[-1].get(f"{key}_chance") is not None:
+            ax.axhline(rows[-1][f"{key}_chance"], color="gray", linestyle="--", label="chance")
+        ax.set_xlabel("step")
+        ax.set_title(f"held-out {key}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    n = rows[-1].get("num_snippets")
+    fig.suptitle(f"held-out titles during pretraining ({rows[-1].get('num_titles')} titles, {n} snippets)")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return Path(png_path)

@@ -228,7 +228,7 @@ def run_pretraining(cfg, *, resume: bool = True) -> dict[str, Any]:
                                   "lr": sched.lr(step - 1), "clips_per_s": clips_per_s, "world_size": world})
                 window_t0, window_steps = time.perf_counter(), 0
             end_of_epoch = step % sched.steps_per_epoch == 0
-            if end_of_epoch:
+            if _evaluation_due(cfg, step, end_of_epoch, sched.stop_step):
                 _maybe_evaluate(cfg, _unwrap(train_model), device, step, writer)
             if end_of_epoch or step == sched.stop_step or (cfg.SOLVER.CHECKPOINT_PERIOD and step % cfg.SOLVER.CHECKPOINT_PERIOD == 0):
                 _save(checkpointer, cfg, model, optimizer, scaler, sampler, step, sched)
@@ -278,10 +278,18 @@ def _save(checkpointer, cfg, model, optimizer, scaler, sampler, step, sched) -> 
     du.barrier()
 
 
+def _evaluation_due(cfg, step: int, end_of_epoch: bool, stop_step: int) -> bool:
+    """EVAL.DISCREPANCY_PERIOD: every that many steps and at the last step (0: at epoch ends; -1: never)."""
+    period = cfg.EVAL.DISCREPANCY_PERIOD
+    if period < 0:
+        return False
+    if period == 0:
+        return end_of_epoch
+    return step % period == 0 or step == stop_step
+
+
 def _maybe_evaluate(cfg, model: nn.Module, device, step: int, writer) -> None:
     """Discrepancy measures on held-out titles (rank 0), without touching the training RNG."""
-    if cfg.EVAL.DISCREPANCY_PERIOD < 0:
-        return
     if du.is_main_process():
         from avplug.evaluation.discrepancy import evaluate_discrepancy
 
@@ -298,6 +306,7 @@ def _maybe_evaluate(cfg, model: nn.Module, device, step: int, writer) -> None:
                 model.train()
                 np.random.set_state(np_state)
                 random.setstate(py_state)
-        if measures and writer:
-            writer.write({"step": step, **{k: float(v) for k, v in measures.items() if isinstance(v, (int, float))}})
+        if measures and writer:  # evaluate_discrepancy logs its own summary line
+            writer.write({"step": step, **{k: float(v) for k, v in measures.items() if isinstance(v, (int, float))}},
+                         console=False)
     du.barrier()
