@@ -175,6 +175,11 @@ _C.EVAL.DISCREPANCY_PERIOD = 0
 _C.EVAL.DISCREPANCY_MAX_SNIPPETS = 4096
 # Pairs sampled per snippet for S- and S!= (keeps the cost linear in the number of snippets).
 _C.EVAL.DISCREPANCY_PAIRS_PER_SNIPPET = 16
+# KL estimator of the discrepancy measures: "histogram" (binned plug-in) or "knn" (k nearest
+# neighbours); avplug/evaluation/kl.py gives the bias study behind the default.
+_C.EVAL.DISCREPANCY_ESTIMATOR = "histogram"
+# Title-bootstrap replicates behind every held-out interval (retrieval and discrepancy).
+_C.EVAL.BOOTSTRAP_REPLICATES = 1000
 
 _C.EVAL.DOWNSTREAM = CN()
 # DATASETS registry name ("UCF101", "HMDB51", "ESC50") and its root as downloaded.

@@ -97,6 +97,10 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
     if cfg.LOSS.TEMPERATURE <= 0:
         _fail("LOSS.TEMPERATURE", cfg.LOSS.TEMPERATURE, "must be positive")
 
+    if cfg.EVAL.DISCREPANCY_ESTIMATOR not in ("histogram", "knn"):
+        _fail("EVAL.DISCREPANCY_ESTIMATOR", cfg.EVAL.DISCREPANCY_ESTIMATOR, 'must be "histogram" or "knn"')
+    if cfg.EVAL.BOOTSTRAP_REPLICATES < 2:
+        _fail("EVAL.BOOTSTRAP_REPLICATES", cfg.EVAL.BOOTSTRAP_REPLICATES, "must be >= 2")
     e = cfg.EVAL.DOWNSTREAM
     if e.PROTOCOL not in ("finetune", "linear"):
         _fail("EVAL.DOWNSTREAM.PROTOCOL", e.PROTOCOL, 'must be "finetune" or "linear"')

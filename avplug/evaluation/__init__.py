@@ -1,8 +1,15 @@
 """Evaluation: how well an embedding separates same-title negatives, and how well the encoders transfer.
 
 - :mod:`avplug.evaluation.discrepancy`: the S+ / S- / S!= score distributions of the paper's Eq. 2
-  on held-out titles, a k-NN KL estimator and the discrepancy measures (``evaluate_discrepancy`` is
-  what the training engine calls; ``tools/discrepancy.py`` runs it on any checkpoint);
+  on held-out titles and the discrepancy measures with intervals; ``heldout_measures`` is the one
+  entry point for held-out figures (retrieval and discrepancy, flat keys), ``evaluate_discrepancy``
+  embeds a model's held-out snippets and calls it (the training engine; ``tools/discrepancy.py``);
+- :mod:`avplug.evaluation.retrieval`: cross-modal retrieval among held-out snippets (R@1, R@5,
+  median rank, own vs same-title audio);
+- :mod:`avplug.evaluation.kl`: the histogram (default) and k-NN KL estimators, and the study behind
+  the default; :mod:`avplug.evaluation.intervals`: the title bootstrap, its intervals and how to
+  print them; :mod:`avplug.evaluation.synthetic`: title-clustered Gaussian scores with analytic
+  measures (the estimators' ground truth);
 - :mod:`avplug.evaluation.downstream`: fine-tuning and linear-probe protocols on UCF101, HMDB51 and
   ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
   (``tools/evaluate.py``);

@@ -1,4 +1,4 @@
-"""The discrepancy measures of the paper (section 3, Eq. 2) on held-out titles.
+"""The discrepancy measures of the paper (section 3, Eq. 2) on held-out titles, with intervals.
 
 For held-out snippets x_{n,m} with embeddings z_v^{n,m} (video) and z_a^{n,m} (audio), the score of a
 pair is the dot product z_v^{n,m} . z_a^{n',m'} and falls into one of three distributions:
@@ -7,27 +7,60 @@ pair is the dot product z_v^{n,m} . z_a^{n',m'} and falls into one of three dist
 - S-  (``"S-"``):  same title, different snippets, n = n' and m != m';
 - S!= (``"S!="``): different titles, n != n'.
 
-All pairs of S- and S!= would cost O(N^2) for N snippets, so :func:`score_distributions` samples
+All pairs of S- and S!= would cost O(N^2) for N snippets, so :func:`title_scores` samples
 ``pairs_per_snippet`` distinct partners per snippet (fewer when a title has fewer other snippets),
-which keeps the cost linear in N.  :func:`discrepancy_measures` then estimates KL(S- || S+),
-KL(S!= || S+), KL(S- || S!=) and the gap KL(S!= || S+) - KL(S- || S+) with :func:`kl_divergence`.
-The paper's sampling policy is meant to shrink both KL(S- || S!=) and the gap.
+which keeps the cost linear in N, and keeps each pair's two titles.  :func:`measures_from_scores`
+then estimates KL(S- || S+), KL(S!= || S+), KL(S- || S!=) and the gap KL(S!= || S+) - KL(S- || S+)
+with the histogram estimator of :mod:`avplug.evaluation.kl` (``estimator="knn"`` for the k-NN one;
+the module gives the bias study behind the default).  The paper's sampling policy is meant to
+shrink both KL(S- || S!=) and the gap.
 
-:func:`embed_titles` and :func:`evaluate_discrepancy` compute the measures for a model on the
-held-out titles of a catalog; the training engine calls the latter every
-``cfg.EVAL.DISCREPANCY_PERIOD`` steps and ``tools/discrepancy.py`` runs it on any checkpoint.
+:func:`discrepancy_intervals` adds a standard error from a title bootstrap (a pair across titles t
+and s weighs c_t * c_s, see :mod:`avplug.evaluation.intervals`), a delete-one-title jackknife bias
+and a 95% interval to each measure: a KL estimate is never reported without its interval, and a
+negative estimate (the k-NN's) or a negative lower end means "not resolved from 0".  It warns below
+:data:`MIN_TITLES` titles or :data:`MIN_SNIPPETS` snippets.
+
+:func:`heldout_measures` is the one entry point for held-out figures: retrieval
+(:mod:`avplug.evaluation.retrieval`) and the measures, flat JSON-ready keys.
+:func:`embed_titles` and :func:`evaluate_discrepancy` compute them for a model on the held-out
+titles of a catalog; the training engine calls the latter every ``cfg.EVAL.DISCREPANCY_PERIOD``
+steps and ``tools/discrepancy.py`` runs it on any checkpoint.
 """
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from scipy import sparse
+
+from avplug.evaluation.intervals import (
+    CONFIDENCE,
+    DEFAULT_REPLICATES,
+    bootstrap_weights,
+    estimate_keys,
+    format_estimate,
+    jackknife_weights,
+    kl_interval,
+    pair_weights,
+    title_index,
+    warn_if_too_few,
+)
+from avplug.evaluation.kl import (
+    DEFAULT_KL_NEIGHBOURS,
+    ESTIMATORS,
+    bin_index,
+    histogram_edges,
+    kl_divergence,
+    kl_estimate,
+    kl_from_counts,
+)
+from avplug.evaluation.retrieval import retrieval_measures
 
 logger = logging.getLogger(__name__)
 
@@ -35,90 +68,20 @@ logger = logging.getLogger(__name__)
 MEASURE_KEYS = ("KL(S-||S+)", "KL(S!=||S+)", "KL(S-||S!=)", "gap")
 #: Keys of :func:`score_distributions`' result.
 SCORE_KEYS = ("S+", "S-", "S!=")
-#: Neighbour count of :func:`kl_divergence` (see its docstring for the choice).
-DEFAULT_KL_NEIGHBOURS = 10
-
-
-# ---------------------------------------------------------------------------------------------
-# KL divergence from samples
-# ---------------------------------------------------------------------------------------------
-def _kth_neighbour_distance(points: np.ndarray, reference: np.ndarray, k: int, *, self_excluded: bool) -> np.ndarray:
-    """Distance from each of ``points`` to its k-th nearest neighbour among sorted ``reference``.
-
-    In one dimension the k nearest neighbours of x lie among the k reference points on either side
-    of x's insertion position, so 2k candidates per point suffice (O((n + m) log m) in all).  With
-    ``self_excluded`` the points are ``reference`` itself, in sorted order, and each point is not
-    its own neighbour.
-    """
-    m = reference.size
-    if self_excluded:
-        pos = np.arange(m)
-        offsets = np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
-    else:
-        pos = np.searchsorted(reference, points)
-        offsets = np.arange(-k, k)
-    idx = pos[:, None] + offsets[None, :]
-    valid = (idx >= 0) & (idx < m)
-    cand = np.abs(reference[np.clip(idx, 0, m - 1)] - points[:, None])
-    cand[~valid] = np.inf
-    return np.partition(cand, k - 1, axis=1)[:, k - 1]
-
-
-def kl_divergence(p_samples: Any, q_samples: Any, *, k: int = DEFAULT_KL_NEIGHBOURS) -> float:
-    """Estimate KL(P || Q) in nats from 1-D samples of P and Q.
-
-    Estimator: the k-nearest-neighbour estimator of Wang, Kulkarni and Verdú ("Divergence
-    estimation for multidimensional densities via k-nearest-neighbor distances", IEEE Trans.
-    Inf. Theory 55(5), 2009), in dimension 1::
-
-        KL^ = mean_i log(nu_k(i) / rho_k(i)) + log(m / (n - 1))
-
-    where, for each of the n samples x_i of P, rho_k(i) is the distance to its k-th nearest
-    neighbour among the other n - 1 samples of P and nu_k(i) the distance to its k-th nearest
-    neighbour among the m samples of Q.  There is no binning and no bandwidth; ``k`` (default 10)
-    is the only parameter.  The estimator is consistent (it converges to the true divergence as
-    n, m -> infinity for fixed k, for densities satisfying mild regularity conditions) and
-    asymptotically unbiased; with equal k in both terms the leading bias terms of the two
-    log-distance averages cancel.  k = 10 rather than 1 divides the variance of each log-distance
-    term by about 16 (trigamma(10) vs trigamma(1)) at a bias that stays negligible for smooth
-    densities with 1e4 or more samples; for 1-D Gaussians with 1e5 samples each, Q at least as
-    wide as P and P's mean within two of Q's standard deviations, the estimate is within 10% of
-    the analytic value whenever that value is above about 0.05 nats (below that, the absolute
-    error is about 0.01).
-
-    When a sample-based KL cannot be trusted:
-
-    - P puts mass where Q has (almost) none: the true KL is large or infinite and the estimate is
-      driven by a few far-away Q neighbours, so it is noisy and biased low; treat values above a
-      few nats as "very different", not as numbers to compare;
-    - too few samples: with n or m in the hundreds the standard error is around 0.1 nats and the
-      bias from the density varying across a neighbourhood is no longer negligible;
-    - heavy tails: a few extreme samples of P with distant Q neighbours dominate the mean;
-    - ties (repeated values, e.g. a collapsed embedding): distances of 0 are floored at 1e-12
-      times the pooled spread, so identical samples from identical distributions give about 0,
-      but heavily tied data give meaningless estimates.
-
-    The estimate can be slightly negative when P and Q are (nearly) equal.
-    """
-    p = np.asarray(p_samples, dtype=np.float64).ravel()
-    q = np.asarray(q_samples, dtype=np.float64).ravel()
-    if k < 1:
-        raise ValueError(f"kl_divergence: k = {k} neighbours, need k >= 1")
-    n, m = p.size, q.size
-    if n <= k or m < k:
-        raise ValueError(
-            f"kl_divergence: too few samples for k = {k} neighbours (P has {n}, needs > {k}; "
-            f"Q has {m}, needs >= {k})"
-        )
-    if not (np.isfinite(p).all() and np.isfinite(q).all()):
-        raise ValueError("kl_divergence: samples contain NaN or infinity")
-    p.sort()
-    q.sort()
-    spread = max(float(np.ptp(np.concatenate([p[[0, -1]], q[[0, -1]]]))), 1.0)
-    floor = 1e-12 * spread
-    rho = np.maximum(_kth_neighbour_distance(p, p, k, self_excluded=True), floor)
-    nu = np.maximum(_kth_neighbour_distance(p, q, k, self_excluded=False), floor)
-    return float(np.mean(np.log(nu) - np.log(rho)) + math.log(m / (n - 1)))
+#: The KL estimator of the measures (see :mod:`avplug.evaluation.kl` for the choice).
+DEFAULT_ESTIMATOR = "histogram"
+#: Each divergence as (P, Q) of KL(P || Q).
+KL_PAIRS = {"KL(S-||S+)": ("S-", "S+"), "KL(S!=||S+)": ("S!=", "S+"), "KL(S-||S!=)": ("S-", "S!=")}
+#: Fewest scores of each distribution the estimators accept.
+MIN_SCORES = DEFAULT_KL_NEIGHBOURS + 1
+#: Held-out titles and snippets below which :func:`discrepancy_intervals` warns: with fewer, the 95%
+#: interval of a divergence that is truly 0 is wider than +-0.1 nats (``benchmarks/kl_estimators.py``,
+#: all-zero case: half-widths 0.06-0.07 at 10 titles x 50 snippets and 20 x 25, 0.10-0.11 at
+#: 10 x 25, 0.22-0.26 at 5 x 25), too wide to tell apart policies whose measures differ by tenths.
+MIN_TITLES = 10
+MIN_SNIPPETS = 500
+TOO_FEW_REASON = ("below that the 95% interval of a divergence that is truly 0 is wider than +-0.1 nats; "
+                  "raise EVAL.DISCREPANCY_MAX_SNIPPETS or DATA.HELDOUT_FRACTION")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,16 +137,24 @@ def _distinct_draws(rng: np.random.Generator, population: np.ndarray, count: int
     return np.concatenate(rows_out).astype(np.int64), np.concatenate(values_out).astype(np.int64)
 
 
-def score_distributions(
+class TitleScores(NamedTuple):
+    """Scores of one distribution with the titles of their pairs (indices of :func:`title_index`)."""
+
+    values: np.ndarray  #: float64 [n], z_v^i . z_a^j
+    video_title: np.ndarray  #: int64 [n], the title of snippet i (the video)
+    audio_title: np.ndarray  #: int64 [n], the title of snippet j (the audio); equal for S+ and S-
+
+
+def title_scores(
     z_video: Any, z_audio: Any, title_ids: Sequence[Hashable], *, pairs_per_snippet: int = 16, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """The scores z_v . z_a of the three distributions of Eq. 2, as float64 arrays.
+) -> dict[str, TitleScores]:
+    """The scores z_v . z_a of the three distributions of Eq. 2, each with its pairs' titles.
 
     ``z_video`` and ``z_audio`` are ``[N, d]`` (row i of both is snippet i), ``title_ids`` has N
-    entries.  Returns ``{"S+": [N], "S-": [<= N * p], "S!=": [<= N * p]}`` with p =
-    ``pairs_per_snippet``: for every snippet i (its video) p distinct other snippets j of the same
-    title (all of them if the title has fewer) and p distinct snippets j of other titles are drawn,
-    and the score is z_v^i . z_a^j.  The draw depends only on ``seed`` and the inputs.
+    entries.  Returns ``{"S+": [N], "S-": [<= N * p], "S!=": [<= N * p]}`` (:class:`TitleScores`)
+    with p = ``pairs_per_snippet``: for every snippet i (its video) p distinct other snippets j of
+    the same title (all of them if the title has fewer) and p distinct snippets j of other titles
+    are drawn, and the score is z_v^i . z_a^j.  The draw depends only on ``seed`` and the inputs.
     """
     zv, za = _as_matrix(z_video, "z_video"), _as_matrix(z_audio, "z_audio")
     if zv.shape != za.shape:
@@ -193,7 +164,7 @@ def score_distributions(
         raise ValueError(f"title_ids has {len(title_ids)} entries for {n} snippets")
     if pairs_per_snippet < 1:
         raise ValueError(f"pairs_per_snippet = {pairs_per_snippet}, need >= 1")
-    _, labels = np.unique(np.asarray([str(t) for t in title_ids]), return_inverse=True)
+    labels, _ = title_index(title_ids)
     # Snippets grouped by title: title t occupies order[start[t]:start[t] + size[t]].
     order = np.argsort(labels, kind="stable")
     sizes = np.bincount(labels)
@@ -217,49 +188,214 @@ def score_distributions(
         return out
 
     return {
-        "S+": np.einsum("ij,ij->i", zv, za),
-        "S-": scores(same_i, same_j),
-        "S!=": scores(diff_i, diff_j),
+        "S+": TitleScores(np.einsum("ij,ij->i", zv, za), labels, labels),
+        "S-": TitleScores(scores(same_i, same_j), labels[same_i], labels[same_j]),
+        "S!=": TitleScores(scores(diff_i, diff_j), labels[diff_i], labels[diff_j]),
     }
 
 
-def measures_from_scores(scores: Mapping[str, np.ndarray], *, k: int = DEFAULT_KL_NEIGHBOURS) -> dict[str, float]:
-    """The four discrepancy measures from :func:`score_distributions`' output, plus sample counts."""
+def score_distributions(
+    z_video: Any, z_audio: Any, title_ids: Sequence[Hashable], *, pairs_per_snippet: int = 16, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """The score values of :func:`title_scores` (same draw): ``{"S+": [N], "S-": [..], "S!=": [..]}``."""
+    drawn = title_scores(z_video, z_audio, title_ids, pairs_per_snippet=pairs_per_snippet, seed=seed)
+    return {key: value.values for key, value in drawn.items()}
+
+
+def _check_counts(scores: Mapping[str, Any]) -> None:
     for key in SCORE_KEYS:
         if key not in scores:
             raise KeyError(f"scores lack {key!r} (have {sorted(scores)})")
-        if len(scores[key]) <= k:
+        if _values(scores[key]).size < MIN_SCORES:
             raise ValueError(
-                f"{key} has {len(scores[key])} scores, too few for the KL estimate (need > {k}); "
+                f"{key} has {_values(scores[key]).size} scores, too few for the KL estimate (need >= {MIN_SCORES}); "
                 "embed more held-out snippets, from titles holding at least 2 snippets each"
             )
-    s_plus, s_minus, s_diff = scores["S+"], scores["S-"], scores["S!="]
-    kl_minus_plus = kl_divergence(s_minus, s_plus, k=k)
-    kl_diff_plus = kl_divergence(s_diff, s_plus, k=k)
-    return {
-        "KL(S-||S+)": kl_minus_plus,
-        "KL(S!=||S+)": kl_diff_plus,
-        "KL(S-||S!=)": kl_divergence(s_minus, s_diff, k=k),
-        "gap": kl_diff_plus - kl_minus_plus,
-        "num_S+": len(s_plus),
-        "num_S-": len(s_minus),
-        "num_S!=": len(s_diff),
-    }
+
+
+def _values(scores: Any) -> np.ndarray:
+    return np.asarray(scores.values if isinstance(scores, TitleScores) else scores, dtype=np.float64)
+
+
+def _with_gap(kl: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(kl)
+    out["gap"] = kl["KL(S!=||S+)"] - kl["KL(S-||S+)"]
+    return out
+
+
+def measures_from_scores(scores: Mapping[str, Any], *, estimator: str = DEFAULT_ESTIMATOR) -> dict[str, float]:
+    """The four discrepancy measures (point estimates) from :func:`score_distributions`' or
+    :func:`title_scores`' output, plus the sample counts ``num_S+``, ``num_S-``, ``num_S!=``."""
+    _check_counts(scores)
+    values = {key: _values(scores[key]) for key in SCORE_KEYS}
+    result: dict[str, Any] = _with_gap({name: kl_estimate(values[p], values[q], estimator=estimator) for name, (p, q) in KL_PAIRS.items()})
+    result.update({f"num_{key}": len(values[key]) for key in SCORE_KEYS})
+    return result
 
 
 def discrepancy_measures(
-    z_video: Any, z_audio: Any, title_ids: Sequence[Hashable], *, pairs_per_snippet: int = 16, seed: int = 0
+    z_video: Any, z_audio: Any, title_ids: Sequence[Hashable], *, pairs_per_snippet: int = 16, seed: int = 0,
+    estimator: str = DEFAULT_ESTIMATOR,
 ) -> dict[str, float]:
-    """KL(S-||S+), KL(S!=||S+), KL(S-||S!=) and the gap KL(S!=||S+) - KL(S-||S+).
+    """KL(S-||S+), KL(S!=||S+), KL(S-||S!=) and the gap KL(S!=||S+) - KL(S-||S+) (no intervals).
 
     Inputs as in :func:`score_distributions`.  Returns a flat dict of floats under
     :data:`MEASURE_KEYS` plus the sample counts ``num_S+``, ``num_S-``, ``num_S!=`` and
-    ``num_titles`` (ints), ready to log next to the loss.
+    ``num_titles`` (ints).  :func:`heldout_measures` adds intervals.
     """
     scores = score_distributions(z_video, z_audio, title_ids, pairs_per_snippet=pairs_per_snippet, seed=seed)
-    result = measures_from_scores(scores)
-    result["num_titles"] = len({str(t) for t in title_ids})
+    result = measures_from_scores(scores, estimator=estimator)
+    result["num_titles"] = title_index(title_ids)[1]
     return result
+
+
+def _replicate_kl(p: TitleScores, q: TitleScores, weights: np.ndarray, estimator: str) -> np.ndarray:
+    """KL(P || Q) for every row of the title multiplicities ``weights [R, T]`` (NaN where a
+    replicate leaves too few samples of P or Q)."""
+    if estimator == "knn":
+        out = np.full(weights.shape[0], np.nan)
+        for r in range(weights.shape[0]):
+            row = weights[r : r + 1]
+            try:
+                out[r] = kl_divergence(p.values, q.values, p_weights=pair_weights(row, p.video_title, p.audio_title)[0],
+                                       q_weights=pair_weights(row, q.video_title, q.audio_title)[0])
+            except ValueError:  # too few samples left in this replicate
+                pass
+        return out
+    if estimator != "histogram":
+        raise ValueError(f"unknown KL estimator {estimator!r} (have {', '.join(ESTIMATORS)})")
+    edges = histogram_edges(q.values)
+    by_title = np.ascontiguousarray(weights.T)  # [T, R]: gathering rows is the fast way round
+    counts = [_replicate_counts(side, edges, by_title) for side in (p, q)]
+    return np.where(counts[1].sum(1) > 0, kl_from_counts(*counts), np.nan)
+
+
+def _replicate_counts(scores: TitleScores, edges: np.ndarray, by_title: np.ndarray) -> np.ndarray:
+    """Bin counts ``[R, bins]`` of ``scores`` under each column of title multiplicities
+    ``by_title [T, R]`` (a pair within title t weighs c_t, across titles t and s c_t * c_s)."""
+    num_titles, num_reps = by_title.shape
+    bins = edges.size + 1
+    index = bin_index(scores.values, edges)
+    within = scores.video_title == scores.audio_title
+    per_title = np.bincount(scores.video_title[within] * bins + index[within], minlength=num_titles * bins)
+    out = by_title.T @ per_title.reshape(num_titles, bins).astype(np.float64)
+    if within.all():
+        return out
+    # Pairs across titles: one group per (video title, audio title, bin), a sparse bin map for the sums.
+    key = (scores.video_title[~within] * num_titles + scores.audio_title[~within]) * bins + index[~within]
+    groups, size = np.unique(key, return_counts=True)
+    pair, group_bin = np.divmod(groups, bins)
+    video, audio = np.divmod(pair, num_titles)
+    to_bins = sparse.csr_array((size.astype(np.float64), (group_bin, np.arange(groups.size))), shape=(bins, groups.size))
+    step = max(1, (1 << 22) // groups.size)
+    for lo in range(0, num_reps, step):
+        chunk = by_title[:, lo : lo + step]
+        out[lo : lo + step] += (to_bins @ (chunk[video] * chunk[audio])).T
+    return out
+
+
+class MeasureReplicates(NamedTuple):
+    """The four measures on the full pool and on title resamples (arrays; NaN where a resample is
+    too small to estimate)."""
+
+    point: dict[str, float]
+    bootstrap: dict[str, np.ndarray]  #: [replicates], one per title-bootstrap replicate
+    jackknife: dict[str, np.ndarray]  #: [T], row t leaves title t out
+
+
+def measure_replicates(
+    scores: Mapping[str, TitleScores], num_titles: int, *, estimator: str = DEFAULT_ESTIMATOR,
+    replicates: int = DEFAULT_REPLICATES, seed: int = 0,
+) -> MeasureReplicates:
+    """The measures of :func:`title_scores`' output on the full pool, on ``replicates`` title
+    resamples (:func:`bootstrap_weights` with ``seed``) and on the delete-one-title jackknife."""
+    _check_counts(scores)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown KL estimator {estimator!r} (have {', '.join(ESTIMATORS)})")
+
+    def measures(weights: np.ndarray) -> dict[str, np.ndarray]:
+        return _with_gap({name: _replicate_kl(scores[p], scores[q], weights, estimator) for name, (p, q) in KL_PAIRS.items()})
+
+    point = _with_gap({name: kl_estimate(scores[p].values, scores[q].values, estimator=estimator) for name, (p, q) in KL_PAIRS.items()})
+    return MeasureReplicates(point, measures(bootstrap_weights(num_titles, replicates, seed)), measures(jackknife_weights(num_titles)))
+
+
+def discrepancy_intervals(
+    scores: Mapping[str, TitleScores], num_titles: int, *, estimator: str = DEFAULT_ESTIMATOR,
+    replicates: int = DEFAULT_REPLICATES, seed: int = 0,
+) -> dict[str, Any]:
+    """The four measures with intervals from title resamples, as flat keys (see :func:`heldout_measures`).
+
+    For each name in :data:`MEASURE_KEYS`: the estimate, ``_se`` (standard deviation over the
+    title-bootstrap replicates), ``_bias`` (the delete-one-title jackknife's bias estimate),
+    ``_ci_low`` / ``_ci_high`` (:func:`kl_interval`), ``_chance`` (0: an embedding without
+    structure has the three distributions equal) and ``_above_zero`` (``ci_low > 0``: the
+    divergence, or the gap, is resolved from 0); plus ``num_S+``, ``num_S-``, ``num_S!=`` and
+    ``kl_estimator``.  Undefined entries are ``None`` (every interval with fewer than 3 titles,
+    see :func:`~avplug.evaluation.intervals.kl_interval`).  Warns (:data:`MIN_TITLES`,
+    :data:`MIN_SNIPPETS`) when the figures are not meaningful.
+    """
+    reps = measure_replicates(scores, num_titles, estimator=estimator, replicates=replicates, seed=seed)
+    out: dict[str, Any] = {}
+    for name in MEASURE_KEYS:
+        se, bias, lo, hi = kl_interval(reps.point[name], reps.bootstrap[name], reps.jackknife[name], num_titles)
+        out.update(estimate_keys(name, reps.point[name], se, lo, hi, chance=0.0))
+        out[f"{name}_bias"] = bias
+        out[f"{name}_above_zero"] = bool(lo is not None and lo > 0)
+    out.update({f"num_{key}": len(scores[key].values) for key in SCORE_KEYS})
+    out["kl_estimator"] = estimator
+    warn_if_too_few("discrepancy measures", num_titles=num_titles, num_snippets=len(scores["S+"].values),
+                    min_titles=MIN_TITLES, min_snippets=MIN_SNIPPETS, reason=TOO_FEW_REASON)
+    return out
+
+
+def _heldout(z_video: Any, z_audio: Any, title_ids: Sequence[Hashable], *, seed: int, replicates: int, estimator: str,
+             pairs_per_snippet: int) -> tuple[dict[str, Any], dict[str, TitleScores]]:
+    num_titles = title_index(title_ids)[1]
+    result = retrieval_measures(z_video, z_audio, title_ids, replicates=replicates, seed=seed)
+    scores = title_scores(z_video, z_audio, title_ids, pairs_per_snippet=pairs_per_snippet, seed=seed)
+    counts = {f"num_{key}": len(scores[key].values) for key in SCORE_KEYS}
+    if min(counts.values()) >= MIN_SCORES:
+        result.update(discrepancy_intervals(scores, num_titles, estimator=estimator, replicates=replicates, seed=seed))
+    else:
+        logger.warning("no discrepancy measures: %s, need >= %d of each (held-out titles with 2 snippets or more, "
+                       "and 2 titles or more)", ", ".join(f"{k} {v}" for k, v in counts.items()), MIN_SCORES)
+        for name in MEASURE_KEYS:
+            result.update(estimate_keys(name, None, None, None, None, chance=0.0))
+            result.update({f"{name}_bias": None, f"{name}_above_zero": False})
+        result.update(counts, kl_estimator=estimator)
+    result["bootstrap_replicates"] = replicates
+    result["confidence"] = CONFIDENCE
+    return result, scores
+
+
+def heldout_measures(
+    z_video: Any, z_audio: Any, title_ids: Sequence[Hashable], *, seed: int = 0, replicates: int = DEFAULT_REPLICATES,
+    estimator: str = DEFAULT_ESTIMATOR, pairs_per_snippet: int = 16,
+) -> dict[str, Any]:
+    """Everything measured on held-out snippets, with intervals, as one flat JSON-ready dict.
+
+    ``z_video``, ``z_audio`` ``[N, d]`` (arrays or tensors; row i of both is snippet i) and
+    ``title_ids`` (N entries).  Deterministic given the inputs and ``seed``, which seeds the S- / S!=
+    pair draw (:func:`title_scores`) and the title bootstrap (``replicates`` resamples, shared by
+    every figure).  Key scheme (values float, int, bool or str; ``None`` where undefined):
+
+    - ``<figure>`` with ``<figure>_se``, ``<figure>_ci_low``, ``<figure>_ci_high`` (95%) and
+      ``<figure>_chance`` for every figure: ``v2a_R@1``, ``v2a_R@5``, ``v2a_median_rank``,
+      ``v2a_within_title`` and the same for ``a2v`` (:func:`avplug.evaluation.retrieval.
+      retrieval_measures`), and the four measures :data:`MEASURE_KEYS` (``"KL(S-||S+)"``,
+      ``"KL(S!=||S+)"``, ``"KL(S-||S!=)"``, ``"gap"``), which add ``<measure>_bias`` (jackknife)
+      and ``<measure>_above_zero`` (:func:`discrepancy_intervals`);
+    - sample sizes: ``num_titles``, ``num_snippets``, ``num_within_title_snippets``, ``num_S+``,
+      ``num_S-``, ``num_S!=``; settings: ``kl_estimator``, ``bootstrap_replicates``, ``confidence``.
+
+    A KL estimate is never reported without its interval: print it with
+    :func:`avplug.evaluation.intervals.format_estimate`.  Logs a warning when there are too few
+    titles or snippets for a figure to mean much; when a distribution has fewer than
+    :data:`MIN_SCORES` scores (one title, or titles of one snippet) the four measures are ``None``.
+    """
+    return _heldout(z_video, z_audio, title_ids, seed=seed, replicates=replicates, estimator=estimator,
+                    pairs_per_snippet=pairs_per_snippet)[0]
 
 
 def plot_score_histograms(scores: Mapping[str, np.ndarray], path: str | Path, *, title: str = "") -> Path:
@@ -413,14 +549,16 @@ def evaluate_discrepancy(
     store: Any = None,
     titles: Sequence[Any] | None = None,
     plot_path: str | Path | None = None,
-) -> dict[str, float]:
-    """The discrepancy measures of ``model`` on the held-out titles of ``cfg``'s catalog.
+) -> dict[str, Any]:
+    """The held-out measures of ``model`` (retrieval, discrepancy, intervals) on ``cfg``'s catalog.
 
     Embeds up to ``cfg.EVAL.DISCREPANCY_MAX_SNIPPETS`` held-out snippets
-    (:func:`select_heldout_items`) with deterministic inputs (:func:`build_eval_transform`),
-    samples ``cfg.EVAL.DISCREPANCY_PAIRS_PER_SNIPPET`` pairs per snippet for S- and S!= (seeded
-    by ``cfg.SEED``) and returns :func:`discrepancy_measures`' dict plus ``seconds``.  ``store``
-    and ``titles`` default to ``SnippetStore(cfg.DATA.STORE_DIR)`` and its held-out titles
+    (:func:`select_heldout_items`) with deterministic inputs (:func:`build_eval_transform`) and
+    returns :func:`heldout_measures`' dict (seed ``cfg.SEED``, ``cfg.EVAL.BOOTSTRAP_REPLICATES``
+    replicates, ``cfg.EVAL.DISCREPANCY_ESTIMATOR``, ``cfg.EVAL.DISCREPANCY_PAIRS_PER_SNIPPET``
+    pairs per snippet for S- and S!=) plus ``seconds``.  It holds the keys
+    :func:`discrepancy_measures` returns, so older readers keep working.  ``store`` and ``titles``
+    default to ``SnippetStore(cfg.DATA.STORE_DIR)`` and its held-out titles
     (``load_titles(cfg, "heldout")``); ``plot_path`` (optional) receives the score histograms.
     No collective operation runs: call it on one rank (or on all).
     """
@@ -447,16 +585,17 @@ def evaluate_discrepancy(
         model, dataset, items, batch_size=max(1, min(cfg.SOLVER.BATCH_SIZE, 128)), device=device,
         num_workers=int(cfg.DATA.NUM_WORKERS),
     )
-    scores = score_distributions(
-        z_video, z_audio, title_ids, pairs_per_snippet=cfg.EVAL.DISCREPANCY_PAIRS_PER_SNIPPET, seed=cfg.SEED
+    result, scores = _heldout(
+        z_video, z_audio, title_ids, seed=cfg.SEED, replicates=cfg.EVAL.BOOTSTRAP_REPLICATES,
+        estimator=cfg.EVAL.DISCREPANCY_ESTIMATOR, pairs_per_snippet=cfg.EVAL.DISCREPANCY_PAIRS_PER_SNIPPET,
     )
-    result = measures_from_scores(scores)
-    result["num_titles"] = len(set(title_ids))
     result["seconds"] = round(time.perf_counter() - start, 3)
     if plot_path is not None:
-        plot_score_histograms(scores, plot_path)
+        plot_score_histograms({key: value.values for key, value in scores.items()}, plot_path)
     logger.info(
-        "discrepancy on %d held-out snippets of %d titles: %s",
-        len(title_ids), result["num_titles"], ", ".join(f"{k} {result[k]:.4f}" for k in MEASURE_KEYS),
+        "held-out measures on %d snippets of %d titles: %s",
+        len(title_ids), result["num_titles"],
+        ", ".join(f"{k} {format_estimate(result[k], result[k + '_ci_low'], result[k + '_ci_high'], digits=3, nonnegative=k != 'gap')}"
+                  for k in (*MEASURE_KEYS, "v2a_R@1", "a2v_R@1")),
     )
     return result

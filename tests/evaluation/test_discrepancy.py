@@ -252,6 +252,10 @@ def test_evaluate_discrepancy_on_a_store(tiny_setup, tmp_path):
     assert set(MEASURE_KEYS) <= set(result)
     assert all(math.isfinite(result[k]) for k in MEASURE_KEYS)
     assert result["num_S+"] == 24 and result["num_titles"] == 4 and result["num_S-"] == 24 * 4
+    # The held-out measures with intervals ride along (heldout_measures' keys).
+    assert result["num_snippets"] == 24 and result["v2a_R@1_chance"] == pytest.approx(1 / 24)
+    assert all(result[f"{k}_ci_low"] <= result[k] <= result[f"{k}_ci_high"] for k in (*MEASURE_KEYS, "v2a_R@1", "a2v_within_title"))
+    assert result["bootstrap_replicates"] == cfg.EVAL.BOOTSTRAP_REPLICATES and result["kl_estimator"] == "histogram"
     assert (tmp_path / "s.png").is_file()
     with pytest.raises(ValueError, match="need held-out titles"):
         evaluate_discrepancy(cfg, model, "cpu", store=store, titles=[])

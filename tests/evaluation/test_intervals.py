@@ -79,7 +79,8 @@ def test_kl_interval_spans_the_estimate_and_its_jackknife_correction():
     # A jackknife with an undefined replicate (a title whose removal empties S!=): plain t interval.
     se2, bias2, lo2, hi2 = kl_interval(0.05, boot, np.r_[np.full(8, 0.054), np.nan], 9)
     assert bias2 is None and (lo2, hi2) == pytest.approx((0.05 - half, 0.05 + half))
-    assert kl_interval(0.05, np.full(10, 0.05), np.full(1, np.nan), 1)[2:] == (None, None)
+    # Two titles: the only replicate holding pairs across titles is the original, so no interval.
+    assert kl_interval(0.05, boot, np.full(2, 0.05), 2) == (None, None, None, None)
 
 
 def test_format_estimate():
