@@ -74,14 +74,15 @@ DEFAULT_ESTIMATOR = "histogram"
 KL_PAIRS = {"KL(S-||S+)": ("S-", "S+"), "KL(S!=||S+)": ("S!=", "S+"), "KL(S-||S!=)": ("S-", "S!=")}
 #: Fewest scores of each distribution the estimators accept.
 MIN_SCORES = DEFAULT_KL_NEIGHBOURS + 1
-#: Held-out titles and snippets below which :func:`discrepancy_intervals` warns: with fewer, the 95%
-#: interval of a divergence that is truly 0 is wider than +-0.1 nats (``benchmarks/kl_estimators.py``,
-#: all-zero case: half-widths 0.06-0.07 at 10 titles x 50 snippets and 20 x 25, 0.10-0.11 at
-#: 10 x 25, 0.22-0.26 at 5 x 25), too wide to tell apart policies whose measures differ by tenths.
+#: Held-out titles and snippets below which :func:`discrepancy_intervals` warns: the smallest held-out
+#: set of ``benchmarks/kl_estimators.py``'s grid at which the 95% interval of every measure of the
+#: all-zero case is narrower than +-0.1 nats (0.06-0.07 at 10 titles x 50 snippets and at 20 x 25;
+#: 0.10-0.11 at 10 x 25, 0.22-0.26 at 5 x 25), below which policies whose measures differ by a
+#: tenth of a nat cannot be told apart.
 MIN_TITLES = 10
 MIN_SNIPPETS = 500
-TOO_FEW_REASON = ("below that the 95% interval of a divergence that is truly 0 is wider than +-0.1 nats; "
-                  "raise EVAL.DISCREPANCY_MAX_SNIPPETS or DATA.HELDOUT_FRACTION")
+TOO_FEW_REASON = ("a divergence that is truly 0 gets a 95% interval of up to +-0.26 nats at 5 titles x 25 snippets, +-0.11 at "
+                  "10 x 25 and +-0.07 at 10 x 50; raise EVAL.DISCREPANCY_MAX_SNIPPETS or DATA.HELDOUT_FRACTION")
 
 
 # ---------------------------------------------------------------------------------------------
