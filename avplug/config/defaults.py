@@ -168,8 +168,8 @@ _C.SOLVER.LOG_PERIOD = 20
 # EVAL: discrepancy measures and downstream protocols.
 # ---------------------------------------------------------------------------------------------
 _C.EVAL = CN()
-# Compute the discrepancy measures on held-out titles every this many steps (0: end of epoch only,
-# -1: never during pretraining).
+# Compute the held-out measures (retrieval and discrepancy, with intervals) every this many steps and
+# at the last step (0: at the end of every epoch; -1: never during pretraining).
 _C.EVAL.DISCREPANCY_PERIOD = 0
 # Cap on held-out snippets embedded for the discrepancy measures.
 _C.EVAL.DISCREPANCY_MAX_SNIPPETS = 4096

@@ -1,5 +1,6 @@
 """Pretraining end to end on a tiny demo store: metrics, plots, exact kill-and-resume."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -72,7 +73,8 @@ def test_pretraining_writes_metrics_config_plots_and_checkpoints(tiny_demo, tmp_
     out = tmp_path / "run"
     cfg = load_config("demo.yaml", tiny_demo + TINY + ["SOLVER.MAX_STEPS", "3", "DATA.NUM_WORKERS", "0", "OUTPUT_DIR", str(out)])
     summary = run_pretraining(cfg)
-    assert summary["steps"] == 3 and summary["world_size"] == 1 and summary["final_loss"] > 0
+    assert summary["steps"] == 3 and summary["world_size"] == 1
+    assert abs(summary["final_loss"] - math.log(2 * 8 - 1)) < 1.0  # an untrained batch of 8 scores near chance
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     loss_rows = [r for r in records if "loss" in r]
     assert [r["step"] for r in loss_rows] == [1, 2, 3]
@@ -84,6 +86,39 @@ def test_pretraining_writes_metrics_config_plots_and_checkpoints(tiny_demo, tmp_
     assert Path(summary["last_checkpoint"]).name == "model_0000003.pth"
     state = torch.load(summary["last_checkpoint"], weights_only=True)
     assert {"model", "optimizer", "scaler", "step", "sampler", "rng", "cfg"} <= set(state)
+
+
+@pytest.fixture(scope="module")
+def two_heldout_titles(tiny_demo, tmp_path_factory):
+    """The tiny demo corpus ingested again with half of its titles held out (2 of 4), for held-out measures."""
+    from avplug import pipeline
+
+    root = tmp_path_factory.mktemp("two_heldout")
+    opts = tiny_demo + ["DATA.CATALOG_DIR", str(root / "catalog"), "DATA.STORE_DIR", str(root / "store"),
+                        "DATA.HELDOUT_FRACTION", "0.5"]
+    cfg = load_config("demo.yaml", opts)
+    pipeline.ingest_from_cfg(cfg, progress=False)
+    pipeline.preprocess_from_cfg(cfg, progress=False)
+    return opts
+
+
+def test_held_out_measures_are_logged_every_discrepancy_period(two_heldout_titles, tmp_path, one_intra_op_thread):
+    """EVAL.DISCREPANCY_PERIOD 2 over 5 steps measures at steps 2, 4 and the last one, with intervals."""
+    from avplug.engine.metrics import plot_heldout_curve
+    from avplug.engine.train import run_pretraining
+
+    out = tmp_path / "run"
+    cfg = load_config("demo.yaml", two_heldout_titles + TINY + ["SOLVER.MAX_STEPS", "5", "DATA.NUM_WORKERS", "0",
+                                                       "EVAL.DISCREPANCY_PERIOD", "2", "EVAL.BOOTSTRAP_REPLICATES", "50",
+                                                       "SOLVER.CHECKPOINT_PERIOD", "0", "SOLVER.MAX_EPOCHS", "10", "OUTPUT_DIR", str(out)])
+    run_pretraining(cfg)
+    measured = [r for r in read_metrics(out / "metrics.jsonl") if "v2a_R@1" in r]
+    assert [r["step"] for r in measured] == [2, 4, 5]
+    last = measured[-1]
+    assert last["v2a_R@1_chance"] == pytest.approx(1 / last["num_snippets"])
+    assert last["v2a_R@1_ci_low"] <= last["v2a_R@1"] <= last["v2a_R@1_ci_high"]
+    assert last["num_titles"] == 2 and "KL(S-||S!=)_ci_low" in last
+    assert plot_heldout_curve(out / "metrics.jsonl", tmp_path / "heldout.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_exported_encoders_load_from_a_checkpoint(tiny_demo, tmp_path):
