@@ -1,25 +1,46 @@
 """The main job on the built-in demo corpus, end to end (what ``make demo`` runs).
 
-corpus -> ingest -> preprocess -> pretrain -> discrepancy measures and linear probes on the
-downstream stand-ins, for the pretrained and for randomly initialized encoders -> ``report.md``.
+corpus -> ingest -> preprocess -> pretrain -> held-out measures (cross-modal retrieval and the
+discrepancy measures, with intervals) and linear probes on every split of the downstream stand-ins,
+for the pretrained and for randomly initialized encoders -> ``report.md`` / ``report.json``.
 Every stage reuses what an earlier run left in ``out_dir`` (the corpus, the store, checkpoints).
+
+Every figure of the report carries its sample size, its chance level and a 95% interval (title
+bootstrap for held-out figures, see :mod:`avplug.evaluation.intervals`; bootstrap over test groups
+for the probes, see :mod:`avplug.evaluation.downstream`), and each pretrained-vs-random comparison
+says whether the difference is larger than the intervals.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
 from avplug import pipeline
 from avplug.config import load_config
+from avplug.engine.launch import launch_local
+from avplug.engine.metrics import plot_heldout_curve, read_metrics
+from avplug.evaluation.discrepancy import MEASURE_KEYS, evaluate_discrepancy
+from avplug.evaluation.downstream import compare_probes, run_evaluation
+from avplug.evaluation.intervals import format_estimate
+from avplug.models import build_model
 
 _log = logging.getLogger("avplug.demo")
 
 EVAL_RECIPES = ("eval_demo.yaml", "eval_demo_hmdb51.yaml", "eval_demo_esc50.yaml")
+ENCODERS = ("random init", "pretrained")
+#: Held-out retrieval figures of the report: (key, label, higher is better).
+RETRIEVAL_FIGURES = (
+    ("v2a_R@1", "video->audio R@1", True), ("v2a_R@5", "video->audio R@5", True),
+    ("v2a_median_rank", "video->audio median rank", False), ("v2a_within_title", "video->audio own vs same-title audio", True),
+    ("a2v_R@1", "audio->video R@1", True), ("a2v_R@5", "audio->video R@5", True),
+    ("a2v_median_rank", "audio->video median rank", False), ("a2v_within_title", "audio->video own vs same-title video", True),
+)
 
 
 def demo_cfg(out_dir: Path, cfg_name: str = "demo.yaml", opts: Sequence[str] = (), plugins: Sequence[str] = ()):
@@ -43,10 +64,8 @@ def _eval_cfg(recipe: str, pretrain_cfg, out_dir: Path):
     return load_config(recipe, opts, plugins=pretrain_cfg.PLUGINS)
 
 
-def _discrepancy(cfg, weights: str | None, plot: Path) -> dict:
-    from avplug.evaluation.discrepancy import evaluate_discrepancy
-    from avplug.models import build_model
-
+def heldout_figures(cfg, weights: str | None, plot: Path) -> dict[str, Any]:
+    """:func:`evaluate_discrepancy` of the encoders in ``weights`` (None: random init, seeded by cfg.SEED)."""
     torch.manual_seed(cfg.SEED)
     model = build_model(cfg)
     if weights:
@@ -55,11 +74,15 @@ def _discrepancy(cfg, weights: str | None, plot: Path) -> dict:
     return evaluate_discrepancy(cfg, model, torch.device("cpu"), plot_path=plot)
 
 
+def separation(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, Any]:
+    """``a[key] - b[key]``, its standard error (independent bootstraps) and ``z`` = difference / se."""
+    diff = a[key] - b[key]
+    se = math.hypot(a.get(f"{key}_se") or 0.0, b.get(f"{key}_se") or 0.0)
+    return {"difference": diff, "se": se, "z": diff / se if se > 0 else math.inf if diff else 0.0}
+
+
 def run_demo(out_dir: str | Path, *, cfg_name: str = "demo.yaml", opts: Sequence[str] = (), procs: int = 1, evaluate: bool = True) -> str:
     """Run every stage into ``out_dir``; returns (and writes to ``out_dir/report.md``) the report."""
-    from avplug.engine.launch import launch_local
-    from avplug.engine.metrics import read_metrics
-
     out_dir = Path(out_dir).resolve()
     cfg = demo_cfg(out_dir, cfg_name, opts)
     timings: dict[str, float] = {}
@@ -72,50 +95,116 @@ def run_demo(out_dir: str | Path, *, cfg_name: str = "demo.yaml", opts: Sequence
     t = time.perf_counter()
     summary = launch_local(cfg, procs)
     timings["pretrain"] = time.perf_counter() - t
-    losses = [r["loss"] for r in read_metrics(Path(cfg.OUTPUT_DIR) / "metrics.jsonl") if "loss" in r]
     weights = summary["last_checkpoint"]
-
-    rows_d, rows_p = [], []
+    results: dict[str, Any] = {"summary": summary, "heldout": {}, "probes": {}, "comparisons": {}}
     if evaluate:
-        _log.info("== 3/4 discrepancy measures on held-out titles")
+        _log.info("== 3/4 held-out retrieval and discrepancy measures")
         t = time.perf_counter()
-        for label, w in (("random init", None), ("pretrained", weights)):
-            measures = _discrepancy(cfg, w, out_dir / f"discrepancy_{label.replace(' ', '_')}.png")
-            rows_d.append((label, measures))
-        timings["discrepancy"] = time.perf_counter() - t
-        _log.info("== 4/4 linear probes on the downstream stand-ins")
-        from avplug.evaluation.downstream import run_evaluation
-
+        for label, w in zip(ENCODERS, (None, weights)):
+            results["heldout"][label] = heldout_figures(cfg, w, out_dir / f"score_histograms_{label.replace(' ', '_')}.png")
+        timings["heldout"] = time.perf_counter() - t
+        _log.info("== 4/4 linear probes on every split of the downstream stand-ins")
         t = time.perf_counter()
         for recipe in EVAL_RECIPES:
             ecfg = _eval_cfg(recipe, cfg, out_dir)
-            for label, w in (("random init", None), ("pretrained", weights)):
-                res = run_evaluation(ecfg, w)
-                rows_p.append((ecfg.EVAL.DOWNSTREAM.DATASET, label, res["mean"]["top1"]))
+            runs = {label: run_evaluation(ecfg, w) for label, w in zip(ENCODERS, (None, weights))}
+            dataset = ecfg.EVAL.DOWNSTREAM.DATASET
+            results["probes"][dataset] = runs
+            results["comparisons"][dataset] = compare_probes(runs["pretrained"], runs["random init"])
         timings["downstream"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
+    results["timings"] = timings
+    report = demo_report(cfg, results)
+    (out_dir / "report.md").write_text(report)
+    for runs in results["probes"].values():  # per-clip tables stay in each eval folder's results.json
+        for run in runs.values():
+            run.pop("test_clips", None)
+    for comparison in results["comparisons"].values():
+        comparison.pop("per_split", None)
+    (out_dir / "report.json").write_text(json.dumps(results, indent=2, default=str))
+    return report
 
+
+def _pretraining_lines(cfg, results: dict[str, Any]) -> list[str]:
+    summary, timings = results["summary"], results["timings"]
+    out = Path(cfg.OUTPUT_DIR)
+    records = read_metrics(out / "metrics.jsonl")
+    losses = [r["loss"] for r in records if "loss" in r]
+    chance = math.log(2 * cfg.SOLVER.BATCH_SIZE - 1)
     lines = [
         "# avplug demo report", "",
-        f"- pretraining: {summary['steps']} steps ({summary['epochs']:.1f} epochs), world size {summary['world_size']}, "
-        f"{summary['clips_per_s']:.1f} clips/s",
-        f"- loss (Eq. 1): first logged {losses[0]:.4f} -> final {losses[-1]:.4f}" if losses else "- loss: not logged",
-        f"- checkpoint: {weights}",
-        f"- loss curve: {Path(cfg.OUTPUT_DIR) / 'loss_curve.png'}; metrics: {Path(cfg.OUTPUT_DIR) / 'metrics.jsonl'}",
+        f"- pretraining: {summary['steps']} steps ({summary['epochs']:.1f} epochs) of batch {cfg.SOLVER.BATCH_SIZE}, "
+        f"{cfg.SAMPLER.NAME} k = {cfg.SAMPLER.K}, world size {summary['world_size']}, {summary['clips_per_s']:.1f} clips/s",
+        f"- loss (Eq. 1): first logged {losses[0]:.3f} -> final {losses[-1]:.3f} (chance level log(2B - 1) = {chance:.3f})"
+        if losses else "- loss: not logged",
+        f"- checkpoint: {summary['last_checkpoint']}",
+        f"- plots: {out / 'loss_curve.png'} (loss), {out / 'heldout_curve.png'} (held-out retrieval during training)",
         "- wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
     ]
-    if rows_d:
-        keys = ["KL(S-||S+)", "KL(S!=||S+)", "KL(S-||S!=)", "gap"]
-        lines += ["", "## Discrepancy measures (held-out titles)", "", "| encoders | " + " | ".join(keys) + " |",
-                  "| --- |" + " ---: |" * len(keys)]
-        lines += [f"| {label} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |" for label, m in rows_d]
-    if rows_p:
-        lines += ["", "## Linear probes on the downstream stand-ins (top-1, split/fold 1)", "",
-                  "| dataset | encoders | top-1 (%) |", "| --- | --- | ---: |"]
-        lines += [f"| {d} | {label} | {100 * acc:.1f} |" for d, label, acc in rows_p]
-    report = "\n".join(lines) + "\n"
-    (out_dir / "report.md").write_text(report)
-    (out_dir / "report.json").write_text(json.dumps({"summary": summary, "timings": timings,
-                                                     "discrepancy": dict(rows_d),
-                                                     "probes": [list(r) for r in rows_p]}, indent=2))
-    return report
+    if (out / "metrics.jsonl").is_file() and plot_heldout_curve(out / "metrics.jsonl", out / "heldout_curve.png") is None:
+        lines[-2] = f"- plots: {out / 'loss_curve.png'} (loss; no held-out measures were logged during training)"
+    return lines
+
+
+def _heldout_lines(heldout: dict[str, dict[str, Any]]) -> list[str]:
+    rnd, pre = heldout["random init"], heldout["pretrained"]
+    lines = [
+        "", "## Held-out titles: cross-modal retrieval", "",
+        f"{pre['num_snippets']} snippets of {pre['num_titles']} held-out titles (never trained on; a show's episodes all "
+        f"held out or all trained on). Ranks among all {pre['num_snippets']} held-out snippets; \"own vs same-title\" is the "
+        "fraction of the other snippets of the same title whose pair scores below the own pair. 95% intervals and standard "
+        "errors from a bootstrap over titles; z = (pretrained - random) / combined standard error.", "",
+        "| figure | chance | random init | pretrained | z |", "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, label, _ in RETRIEVAL_FIGURES:
+        digits = 1 if key.endswith("median_rank") else 3
+        cells = [format_estimate(h[key], h[f"{key}_ci_low"], h[f"{key}_ci_high"], digits=digits) for h in (rnd, pre)]
+        z = separation(pre, rnd, key)["z"]
+        lines.append(f"| {label} | {pre[f'{key}_chance']:.{digits}f} | {cells[0]} | {cells[1]} | {z:+.1f} |")
+    lines += [
+        "", "## Held-out titles: discrepancy measures (paper Eq. 2)", "",
+        f"S+ {pre['num_S+']}, S- {pre['num_S-']}, S!= {pre['num_S!=']} scores; estimator: {pre['kl_estimator']}; "
+        "a KL is 0 when the distributions are equal, so its chance level is 0 and an interval that holds 0 means "
+        "\"not resolved from 0\". Histograms: score_histograms_*.png.", "",
+        "| measure | random init | pretrained |", "| --- | ---: | ---: |",
+    ]
+    for key in MEASURE_KEYS:
+        cells = [format_estimate(h[key], h[f"{key}_ci_low"], h[f"{key}_ci_high"], digits=3, nonnegative=key != "gap")
+                 for h in (rnd, pre)]
+        lines.append(f"| {key.replace('|', chr(92) + '|')} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def _probe_lines(probes: dict[str, dict[str, Any]], comparisons: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "", "## Linear probes on the downstream stand-ins (top-1 %, mean over every official split/fold)", "",
+        "| dataset | splits | test clips | chance | random init | pretrained | pretrained - random | ahead by more than the intervals |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for dataset, runs in probes.items():
+        rnd, pre, cmp = runs["random init"], runs["pretrained"], comparisons[dataset]
+
+        def pct(run):
+            lo, hi = run["mean_ci95"]["top1"]
+            return format_estimate(100 * run["mean"]["top1"], None if lo is None else 100 * lo, None if hi is None else 100 * hi, digits=1)
+
+        lo, hi = cmp["ci95"]
+        diff = format_estimate(100 * cmp["difference"], None if lo is None else 100 * lo, None if hi is None else 100 * hi, digits=1)
+        verdict = "yes" if cmp["separated"] else ("ahead (paired), intervals overlap" if cmp["a_ahead"] else "no")
+        per_split = sorted({v["num_test"] for v in pre["per_split"].values()})
+        lines.append(f"| {dataset} | {','.join(map(str, pre['splits']))} | {pre['num_test_clips']} ({'-'.join(map(str, per_split))} per split) "
+                     f"| {100 * pre['chance']:.1f} | {pct(rnd)} | {pct(pre)} | {diff} | {verdict} |")
+    if probes:
+        lines += ["", "Intervals: " + next(iter(probes.values()))["pretrained"]["interval"] + "; the difference's interval is a paired "
+                  "bootstrap over the same test groups."]
+    return lines
+
+
+def demo_report(cfg, results: dict[str, Any]) -> str:
+    """``report.md`` of :func:`run_demo`'s results."""
+    lines = _pretraining_lines(cfg, results)
+    if results["heldout"]:
+        lines += _heldout_lines(results["heldout"])
+    if results["probes"]:
+        lines += _probe_lines(results["probes"], results["comparisons"])
+    return "\n".join(lines) + "\n"
