@@ -16,3 +16,15 @@ def test_available_cpus_follows_affinity_and_the_slurm_allocation(monkeypatch):
     assert available_cpus() == mask
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "")
     assert available_cpus() == mask
+
+
+def test_cpu_threads_leave_a_core_to_each_loader_worker(monkeypatch):
+    from avplug.config import load_config
+    from avplug.engine.launch import cpu_threads
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
+    assert cpu_threads(load_config("demo.yaml", ["DATA.NUM_WORKERS", "1"]), 1) == 7
+    assert cpu_threads(load_config("demo.yaml", ["DATA.NUM_WORKERS", "2"]), 2) == 2
+    assert cpu_threads(load_config("demo.yaml", ["DATA.NUM_WORKERS", "4"]), 2) == 1  # never below one
+    assert cpu_threads(load_config("demo.yaml", ["DATA.NUM_WORKERS", "0"]), 1) == 8
