@@ -25,8 +25,9 @@ from avplug import pipeline
 from avplug.config import load_config
 from avplug.engine.launch import launch_local
 from avplug.engine.metrics import plot_heldout_curve, read_metrics
-from avplug.evaluation.discrepancy import MEASURE_KEYS, evaluate_discrepancy
+from avplug.evaluation.discrepancy import evaluate_discrepancy
 from avplug.evaluation.downstream import compare_probes, run_evaluation
+from avplug.evaluation.heldout_report import heldout_markdown
 from avplug.evaluation.intervals import format_estimate
 from avplug.models import build_model
 
@@ -34,13 +35,6 @@ _log = logging.getLogger("avplug.demo")
 
 EVAL_RECIPES = ("eval_demo.yaml", "eval_demo_hmdb51.yaml", "eval_demo_esc50.yaml")
 ENCODERS = ("random init", "pretrained")
-#: Held-out retrieval figures of the report: (key, label, higher is better).
-RETRIEVAL_FIGURES = (
-    ("v2a_R@1", "video->audio R@1", True), ("v2a_R@5", "video->audio R@5", True),
-    ("v2a_median_rank", "video->audio median rank", False), ("v2a_within_title", "video->audio own vs same-title audio", True),
-    ("a2v_R@1", "audio->video R@1", True), ("a2v_R@5", "audio->video R@5", True),
-    ("a2v_median_rank", "audio->video median rank", False), ("a2v_within_title", "audio->video own vs same-title video", True),
-)
 
 
 def demo_cfg(out_dir: Path, cfg_name: str = "demo.yaml", opts: Sequence[str] = (), plugins: Sequence[str] = ()):
@@ -72,13 +66,6 @@ def heldout_figures(cfg, weights: str | None, plot: Path) -> dict[str, Any]:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
     model.eval()
     return evaluate_discrepancy(cfg, model, torch.device("cpu"), plot_path=plot)
-
-
-def separation(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, Any]:
-    """``a[key] - b[key]``, its standard error (independent bootstraps) and ``z`` = difference / se."""
-    diff = a[key] - b[key]
-    se = math.hypot(a.get(f"{key}_se") or 0.0, b.get(f"{key}_se") or 0.0)
-    return {"difference": diff, "se": se, "z": diff / se if se > 0 else math.inf if diff else 0.0}
 
 
 def run_demo(out_dir: str | Path, *, cfg_name: str = "demo.yaml", opts: Sequence[str] = (), procs: int = 1, evaluate: bool = True) -> str:
@@ -146,35 +133,6 @@ def _pretraining_lines(cfg, results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _heldout_lines(heldout: dict[str, dict[str, Any]]) -> list[str]:
-    rnd, pre = heldout["random init"], heldout["pretrained"]
-    lines = [
-        "", "## Held-out titles: cross-modal retrieval", "",
-        f"{pre['num_snippets']} snippets of {pre['num_titles']} held-out titles (never trained on; a show's episodes all "
-        f"held out or all trained on). Ranks among all {pre['num_snippets']} held-out snippets; \"own vs same-title\" is the "
-        "fraction of the other snippets of the same title whose pair scores below the own pair. 95% intervals and standard "
-        "errors from a bootstrap over titles; z = (pretrained - random) / combined standard error.", "",
-        "| figure | chance | random init | pretrained | z |", "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for key, label, _ in RETRIEVAL_FIGURES:
-        digits = 1 if key.endswith("median_rank") else 3
-        cells = [format_estimate(h[key], h[f"{key}_ci_low"], h[f"{key}_ci_high"], digits=digits) for h in (rnd, pre)]
-        z = separation(pre, rnd, key)["z"]
-        lines.append(f"| {label} | {pre[f'{key}_chance']:.{digits}f} | {cells[0]} | {cells[1]} | {z:+.1f} |")
-    lines += [
-        "", "## Held-out titles: discrepancy measures (paper Eq. 2)", "",
-        f"S+ {pre['num_S+']}, S- {pre['num_S-']}, S!= {pre['num_S!=']} scores; estimator: {pre['kl_estimator']}; "
-        "a KL is 0 when the distributions are equal, so its chance level is 0 and an interval that holds 0 means "
-        "\"not resolved from 0\". Histograms: score_histograms_*.png.", "",
-        "| measure | random init | pretrained |", "| --- | ---: | ---: |",
-    ]
-    for key in MEASURE_KEYS:
-        cells = [format_estimate(h[key], h[f"{key}_ci_low"], h[f"{key}_ci_high"], digits=3, nonnegative=key != "gap")
-                 for h in (rnd, pre)]
-        lines.append(f"| {key.replace('|', chr(92) + '|')} | {cells[0]} | {cells[1]} |")
-    return lines
-
-
 def _probe_lines(probes: dict[str, dict[str, Any]], comparisons: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "", "## Linear probes on the downstream stand-ins (top-1 %, mean over every official split/fold)", "",
@@ -204,7 +162,7 @@ def demo_report(cfg, results: dict[str, Any]) -> str:
     """``report.md`` of :func:`run_demo`'s results."""
     lines = _pretraining_lines(cfg, results)
     if results["heldout"]:
-        lines += _heldout_lines(results["heldout"])
+        lines += heldout_markdown(results["heldout"], baseline="random init")
     if results["probes"]:
         lines += _probe_lines(results["probes"], results["comparisons"])
     return "\n".join(lines) + "\n"

@@ -8,7 +8,8 @@ Builds the model (``avplug.models.build_model``) from ``--cfg``, or from the cfg
 checkpoint when ``--cfg`` is omitted, loads the checkpoint's ``"model"`` state dict
 (``torch.load(weights_only=True)``), embeds up to EVAL.DISCREPANCY_MAX_SNIPPETS snippets of the
 held-out titles of DATA.CATALOG_DIR / DATA.STORE_DIR, and prints the measures as JSON.  Writes
-``OUT/discrepancy.json`` and ``OUT/score_histograms.png`` (OUT defaults to OUTPUT_DIR/discrepancy).
+``OUT/discrepancy.json``, the same figures as tables with intervals and chance levels in
+``OUT/discrepancy.md``, and ``OUT/score_histograms.png`` (OUT defaults to OUTPUT_DIR/discrepancy).
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ def main(argv=None) -> int:
         print(f"discrepancy.py: {exc}", file=sys.stderr)
         return 2
     from avplug.evaluation.discrepancy import evaluate_discrepancy
+    from avplug.evaluation.heldout_report import heldout_markdown
     from avplug.models import build_model
 
     out = Path(args.out or Path(cfg.OUTPUT_DIR) / "discrepancy")
@@ -89,6 +91,7 @@ def main(argv=None) -> int:
         return 2
     result = {"weights": str(args.weights), "step": checkpoint.get("step"), **result}
     (out / "discrepancy.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "discrepancy.md").write_text("\n".join(heldout_markdown({Path(args.weights).name: result})) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 
