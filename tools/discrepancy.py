@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     from avplug.models import build_model
 
     out = Path(args.out or Path(cfg.OUTPUT_DIR) / "discrepancy")
-    setup_logging(out)
+    setup_logging(out, stream=sys.stderr)  # stdout holds the JSON
     model = build_model(cfg)
     try:
         model.load_state_dict(checkpoint["model"])
