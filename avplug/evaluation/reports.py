@@ -44,7 +44,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +52,17 @@ from typing import Any
 
 from avplug.evaluation.claims import ClaimResult, check_claims, claims_markdown
 from avplug.evaluation.intervals import format_estimate
-from avplug.evaluation.seeds import DATASETS, HELDOUT_FIGURES, Estimate, Point, by_kind, group_points, loss_band, t_quantile
+from avplug.evaluation.seeds import (
+    DATASETS,
+    HELDOUT_FIGURES,
+    Estimate,
+    Point,
+    by_kind,
+    finite,
+    group_points,
+    loss_band,
+    t_quantile,
+)
 
 #: The discrepancy measures, in reporting order (as in avplug.evaluation.discrepancy).
 MEASURES = ("KL(S-||S+)", "KL(S!=||S+)", "KL(S-||S!=)", "gap")
@@ -107,14 +116,6 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 @dataclass
 class RunInfo:
     """What a report knows about one run (``None`` / empty where a file was missing).
@@ -151,7 +152,7 @@ class RunInfo:
 
     @property
     def sigma(self) -> float | None:
-        return _finite(self.cfg.get("INPUT.VIDEO.COLOR_JITTER"))
+        return finite(self.cfg.get("INPUT.VIDEO.COLOR_JITTER"))
 
     @property
     def normalized(self) -> bool:
@@ -159,7 +160,7 @@ class RunInfo:
 
     @property
     def tau(self) -> float | None:
-        return _finite(self.cfg.get("LOSS.TEMPERATURE")) if self.normalized else None
+        return finite(self.cfg.get("LOSS.TEMPERATURE")) if self.normalized else None
 
     @property
     def catalog(self) -> str:
@@ -195,8 +196,8 @@ def read_run(path: Path, name: str | None = None, *, status: str | None = None, 
         notes.append(f"{info.name}: no config.yaml; settings taken from the sweep record's overrides only")
 
     records = read_metrics_tolerant(path / "metrics.jsonl", notes)
-    info.losses = [(int(r["step"]), float(r["loss"])) for r in records if _finite(r.get("loss")) is not None]
-    epochs = [(int(r["step"]), e) for r in records if "loss" in r and (e := _finite(r.get("epoch"))) and e > 0]
+    info.losses = [(int(r["step"]), float(r["loss"])) for r in records if finite(r.get("loss")) is not None]
+    epochs = [(int(r["step"]), e) for r in records if "loss" in r and (e := finite(r.get("epoch"))) and e > 0]
     info.steps_per_epoch = epochs[-1][0] / epochs[-1][1] if epochs else None
     info.steps = info.losses[-1][0] if info.losses else (summary.get("steps") if isinstance(summary, dict) else None)
     measured = _read_json(path / "discrepancy.json", notes)
@@ -209,7 +210,7 @@ def read_run(path: Path, name: str | None = None, *, status: str | None = None, 
         if measured is None and isinstance(summary, dict) and isinstance(summary.get("discrepancy"), dict):
             measured = summary["discrepancy"]
     if isinstance(measured, dict) and all(k in measured for k in MEASURES):
-        info.discrepancy = {k: _finite(measured[k]) for k in MEASURES}
+        info.discrepancy = {k: finite(measured[k]) for k in MEASURES}
         info.heldout = dict(measured)
 
     for results in sorted((path / "eval").glob("*/results.json")) if (path / "eval").is_dir() else []:
@@ -338,10 +339,10 @@ def _accuracy(run: RunInfo, dataset: str) -> tuple[str, float | None, float | No
     agg = run.downstream.get(dataset)
     if not agg:
         return MISSING, None, None
-    mean = _finite(agg.get("mean", {}).get("top1"))
+    mean = finite(agg.get("mean", {}).get("top1"))
     if mean is None:
         return MISSING, None, None
-    std = _finite(agg.get("std", {}).get("top1")) or 0.0
+    std = finite(agg.get("std", {}).get("top1")) or 0.0
     splits = agg.get("splits") or []
     text = f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if len(splits) > 1 else "")
     return text, 100 * mean, 100 * std

@@ -129,11 +129,12 @@ def _int(value: Any) -> int | None:
 
 def _count(value: Any) -> str:
     """A sample size as written: ``460`` (also from ``460.0``, as ``metrics.jsonl`` stores it), ``?`` when unknown."""
-    number = _finite(value)
+    number = finite(value)
     return "?" if number is None else str(int(number)) if number.is_integer() else f"{number:g}"
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``float(value)`` when it is a finite number, else None (missing, text, NaN, infinity)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -181,11 +182,11 @@ def run_estimate(run: SeedRun, figure: str) -> Estimate:
     if figure in DATASETS:
         agg = run.downstream.get(figure) or {}
         low, high = (list(agg.get("mean_ci95", {}).get("top1") or []) + [None, None])[:2]
-        return Estimate(_finite(agg.get("mean", {}).get("top1")), _finite(low), _finite(high), "run's own",
-                        chance=_finite(agg.get("chance")), sample=f"{_count(agg.get('num_test_clips'))} test clips")
+        return Estimate(finite(agg.get("mean", {}).get("top1")), finite(low), finite(high), "run's own",
+                        chance=finite(agg.get("chance")), sample=f"{_count(agg.get('num_test_clips'))} test clips")
     h = run.heldout
-    return Estimate(_finite(h.get(figure)), _finite(h.get(f"{figure}_ci_low")), _finite(h.get(f"{figure}_ci_high")),
-                    "run's own", chance=_finite(h.get(f"{figure}_chance")),
+    return Estimate(finite(h.get(figure)), finite(h.get(f"{figure}_ci_low")), finite(h.get(f"{figure}_ci_high")),
+                    "run's own", chance=finite(h.get(f"{figure}_chance")),
                     sample=f"{_count(h.get('num_snippets'))} snippets of {_count(h.get('num_titles'))} held-out titles")
 
 
