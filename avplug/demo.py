@@ -153,8 +153,10 @@ def _probe_lines(probes: dict[str, dict[str, Any]], comparisons: dict[str, dict[
         lines.append(f"| {dataset} | {','.join(map(str, pre['splits']))} | {pre['num_test_clips']} ({'-'.join(map(str, per_split))} per split) "
                      f"| {100 * pre['chance']:.1f} | {pct(rnd)} | {pct(pre)} | {diff} | {verdict} |")
     if probes:
-        lines += ["", "Intervals: " + next(iter(probes.values()))["pretrained"]["interval"] + "; the difference's interval is a paired "
-                  "bootstrap over the same test groups."]
+        lines += ["", "Intervals (95%): per split a Wilson score interval over its test clips; the mean over splits a "
+                  "Clopper-Pearson interval at the effective sample size of a bootstrap over the test groups (the recordings "
+                  "clips share); the difference a paired bootstrap over the same groups. \"yes\": the two means' intervals do "
+                  "not overlap."]
     return lines
 
 
