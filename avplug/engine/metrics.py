@@ -126,8 +126,8 @@ def plot_heldout_curve(metrics_path: str | Path, png_path: str | Path,
         ax.set_title(f"held-out {key}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    n = rows[-1].get("num_snippets")
-    fig.suptitle(f"held-out titles during pretraining ({rows[-1].get('num_titles')} titles, {n} snippets)")
+    titles, snippets = (int(rows[-1].get(k) or 0) for k in ("num_titles", "num_snippets"))  # stored as floats
+    fig.suptitle(f"held-out titles during pretraining ({titles} titles, {snippets} snippets)")
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
