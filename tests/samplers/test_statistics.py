@@ -133,3 +133,33 @@ def test_genre_balanced_draw_is_successive_weighted_draws_without_repeats():
     observed = np.array([pairs[o] for o in ordered])
     assert chisquare(observed, expected / expected.sum() * observed.sum()).pvalue > ALPHA
     assert sorted(draw.draw(rng, 6).tolist()) == list(range(6))
+
+
+def _same_title_negatives(batch):
+    """Per sample i of a global batch: how many of Eq. 1's 2(B - 1) negatives, (z_v^i, z_a^j) and
+    (z_v^j, z_a^i) for j != i, pair snippets of i's own title."""
+    titles = np.array([t for t, _ in batch])
+    same = titles[:, None] == titles[None, :]
+    return 2 * (same.sum(axis=1) - 1)
+
+
+def test_eq1_negatives_from_the_own_title_are_2k_minus_2_with_the_hierarchical_sampler(make_cfg, world):
+    k, batch_size = 4, 32
+    sampler = world(make_cfg({"SAMPLER.K": k, "SOLVER.BATCH_SIZE": batch_size}), _catalog(), 1, 3)[0]
+    counts = np.concatenate([_same_title_negatives(sampler.global_batch(i, epoch=e)) for e in range(4) for i in range(len(sampler))])
+    assert counts.size == 4 * len(sampler) * batch_size
+    assert np.all(counts == 2 * (k - 1))  # the groups of one global batch come from distinct titles
+
+
+def test_eq1_negatives_from_the_own_title_are_few_with_iid_snippets(make_cfg, world):
+    from avplug.samplers.synthetic import synthetic_titles
+
+    batch_size = 32
+    titles = synthetic_titles(400, seed=1)
+    sampler = world(make_cfg({"SAMPLER.NAME": "IIDSampler", "SAMPLER.K": 1, "SOLVER.BATCH_SIZE": batch_size}), titles, 1, 3)[0]
+    counts = np.concatenate([_same_title_negatives(sampler.global_batch(i, epoch=0)) for i in range(min(len(sampler), 3000))])
+    share = np.array([t.num_snippets for t in titles], dtype=float)
+    share /= share.sum()
+    expected = 2 * (batch_size - 1) * (share ** 2).sum()  # snippets drawn in proportion to their title's length
+    assert counts.mean() == pytest.approx(expected, rel=0.15)
+    assert counts.mean() < 0.1 * 2 * (16 - 1)  # under a tenth of what k = 16 gives every sample
