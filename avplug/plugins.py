@@ -13,6 +13,7 @@ BUILTIN_MODULES = (
     "avplug.samplers",
     "avplug.data.decoders",
     "avplug.data.downstream",
+    "avplug.evaluation.heldout_hook",
 )
 
 

@@ -101,7 +101,20 @@ DECODERS = Registry(
     """,
 )
 
-ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, SAMPLERS, DATASETS, DECODERS)
+HOOKS = Registry(
+    "HOOKS",
+    """Extra hooks of the pretraining loop, named in the cfg's ``HOOKS`` list.
+
+    Called as ``obj(cfg)`` with the whole run cfg on every rank.  Returns an
+    ``avplug.engine.hooks.HookBase`` (or None to opt out on this run); the trainer runs it after its
+    learning-rate and logging hooks and before checkpointing, with ``hook.trainer`` set to the
+    ``avplug.engine.trainer.PretrainTrainer``.  A hook that calls collectives must do so on every
+    rank.  Built-in: ``HeldoutEvaluation`` (held-out retrieval and discrepancy measures every
+    ``EVAL.DISCREPANCY_PERIOD`` steps).
+    """,
+)
+
+ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, SAMPLERS, DATASETS, DECODERS, HOOKS)
 
 __all__ = [
     "ALL_REGISTRIES",
@@ -110,6 +123,7 @@ __all__ = [
     "DECODERS",
     "ENTRY_POINT_GROUP",
     "HEADS",
+    "HOOKS",
     "LOSSES",
     "Registry",
     "SAMPLERS",

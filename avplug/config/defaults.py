@@ -11,6 +11,10 @@ _C = CN()
 _C.VERSION = 1
 # Plugin modules imported before the cfg is built (see registry.plugins).
 _C.PLUGINS = []
+# Extra hooks of the pretraining loop, by registry.HOOKS name, run after the trainer's lr and logging
+# hooks and before checkpointing (avplug/engine/hooks.py).  "HeldoutEvaluation" computes the held-out
+# measures every EVAL.DISCREPANCY_PERIOD steps.
+_C.HOOKS = ["HeldoutEvaluation"]
 _C.SEED = 0
 # Where checkpoints, logs, metrics.jsonl, plots and the resolved config.yaml go.
 _C.OUTPUT_DIR = "./output/avplug"

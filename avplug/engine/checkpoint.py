@@ -4,6 +4,11 @@ A checkpoint is written to a temporary file in the same folder, flushed to disk 
 its final name; ``last_checkpoint`` is then replaced the same way.  A reader that finds the newest
 file corrupt or half-written (a crash between the two steps, a truncated copy) logs it and falls
 back to the previous checkpoint.  Files load with ``torch.load(weights_only=True)``.
+
+Named checkpointables (fvcore style): ``Checkpointer(dir, model=m, optimizer=o, sampler=s)``
+saves ``{"model": m.state_dict(), ...}`` plus the extra entries given to :meth:`Checkpointer.save`,
+and :meth:`Checkpointer.restore` hands each object its entry back through ``load_state_dict``, so
+every object checks what it is given (the sampler refuses another catalog or batch size).
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -29,14 +34,19 @@ def _atomic_write_bytes(target: Path, write) -> None:
 
 
 class Checkpointer:
-    """Save and find training checkpoints in ``directory``; keeps the newest ``keep`` files."""
+    """Save and find training checkpoints in ``directory``; keeps the newest ``keep`` files.
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 3) -> None:
+    ``checkpointables``: named objects with ``state_dict()`` / ``load_state_dict(state)``.
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, **checkpointables: Any) -> None:
         self.directory = Path(directory)
         self.keep = keep
+        self.checkpointables = checkpointables
 
-    def save(self, step: int, state: dict[str, Any]) -> Path:
-        """Write ``state`` as ``model_<step>.pth`` and point ``last_checkpoint`` at it."""
+    def save(self, step: int, extra: dict[str, Any] | None = None) -> Path:
+        """Write the checkpointables' states and ``extra`` as ``model_<step>.pth``; point ``last_checkpoint`` at it."""
+        state = {**{name: obj.state_dict() for name, obj in self.checkpointables.items()}, **(extra or {})}
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"model_{step:07d}.pth"
         _atomic_write_bytes(path, lambda f: torch.save(state, f))
@@ -72,6 +82,15 @@ class Checkpointer:
                 continue
             return path, state
         return None
+
+    def restore(self, state: dict[str, Any], path: str | os.PathLike = "the checkpoint", optional: Sequence[str] = ()) -> None:
+        """Hand every checkpointable its entry of ``state``; a missing entry not in ``optional`` is an error naming ``path``."""
+        missing = [name for name in self.checkpointables if name not in state and name not in optional]
+        if missing:
+            raise KeyError(f"{path} holds no state for {', '.join(missing)}")
+        for name, obj in self.checkpointables.items():
+            if name in state:
+                obj.load_state_dict(state[name])
 
     def _prune(self) -> None:
         for old in sorted(p for p in self.directory.glob("model_*.pth") if _NAME.match(p.name))[: -self.keep]:

@@ -165,6 +165,14 @@ class SnippetSampler:
             self._position += 1
             yield batch
 
+    def world_size_invariant(self) -> bool:
+        """Whether global batch ``(epoch, index)`` is the same set of snippets on every world size (elastic resume)."""
+        return True
+
+    def world_size_dependence(self) -> str:
+        """Why the global batches depend on the world size ("" when they do not)."""
+        return ""
+
     @property
     def batches_done(self) -> int:
         """Batches of the current epoch handed out so far."""
@@ -201,10 +209,11 @@ class SnippetSampler:
                     f"cannot resume the sampler: {meaning} changed since the checkpoint "
                     f"({key} was {state[key]!r}, is now {mine[key]!r})"
                 )
-        if "world_size" in state and state["world_size"] != self.world_size:
-            _log.warning(
-                "resuming a sampler saved with world size %s on world size %s: the global batches keep their "
-                "snippets only with SAMPLER.SPREAD_GROUPS False and no capped groups", state["world_size"], self.world_size,
+        if "world_size" in state and state["world_size"] != self.world_size and not self.world_size_invariant():
+            raise ValueError(
+                f"cannot resume {type(self).__name__} saved at world size {state['world_size']} on world size "
+                f"{self.world_size}: its global batches depend on the world size ({self.world_size_dependence()}); "
+                f"resume on {state['world_size']} ranks"
             )
         epoch, done = int(state["epoch"]), int(state["batches_done"])
         if epoch < 0 or not 0 <= done <= self.batches_per_epoch:
@@ -351,6 +360,17 @@ class GroupSampler(SnippetSampler):
             deal = np.arange(self.batch_size).reshape(self.local_batch_size, self.world_size).T.ravel()
             titles, snippets = titles[deal], snippets[deal]
         return titles, snippets
+
+    def world_size_invariant(self) -> bool:
+        # Full groups pack the same way into any number of rank segments; SPREAD_GROUPS packs one segment
+        # and only deals the same global batch out to the ranks in another order.
+        return self.spread_groups or bool((self._group_size[self.units] == self.k).all())
+
+    def world_size_dependence(self) -> str:
+        if self.world_size_invariant():
+            return ""
+        return (f"{self.unit_kind()}s with fewer than SAMPLER.K = {self.k} snippets give capped groups "
+                "(SAMPLER.SHORT_TITLES cap), packed per rank; SAMPLER.SPREAD_GROUPS True removes the dependence")
 
     def window_text(self) -> str:
         return "no window (w = M_n)" if self.window == 0 else f"w = {self.window}"

@@ -6,7 +6,7 @@ from torch import nn
 
 import registry
 from avplug.config import load_config
-from avplug.engine.train import _unwrap, build_optimizer, compile_model, prepare_model
+from avplug.engine.train import build_optimizer, compile_model, prepare_model
 from avplug.models import build_model
 
 torch.set_num_threads(1)
@@ -92,5 +92,5 @@ def test_compile_wraps_the_model_and_checkpoints_see_through_it():
     cfg = _cfg("SOLVER.COMPILE", "True")
     model = build_model(cfg)
     compiled = compile_model(cfg, model)  # compilation itself happens lazily, at the first call
-    assert compiled is not model and _unwrap(compiled) is model
+    assert compiled is not model and compiled._orig_mod is model
     assert compiled.state_dict().keys() != model.state_dict().keys()  # why the engine saves model, not compiled

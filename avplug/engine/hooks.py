@@ -1,0 +1,105 @@
+"""Trainer hooks (detectron2 ``engine/hooks.py`` style): each job around the step is a small object.
+
+A hook subclasses :class:`HookBase` and overrides any of ``before_train``, ``before_step``,
+``after_step`` and ``after_train``; the trainer calls them in list order and sets ``hook.trainer``
+before training starts.  Inside ``after_step``, ``trainer.step`` is the number of steps done (the
+step just run is ``trainer.step - 1``), so ``trainer.step % period == 0`` means "every ``period``
+steps".  ``after_train`` runs also when training raised.
+
+Hooks a plugin adds are registered in :data:`registry.HOOKS` and named in the cfg's ``HOOKS`` list
+(the built-in held-out evaluation is one: :mod:`avplug.evaluation.heldout_hook`).  The built-ins here
+are the trainer's own: the learning rate (:class:`LRSchedule`), loss logging and the NaN check
+(:class:`MetricsLogger`), checkpoints (:class:`PeriodicCheckpointer`) and the loss-curve PNG
+(:class:`LossCurvePlot`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+
+from avplug.engine.metrics import plot_loss_curve
+
+if TYPE_CHECKING:
+    from avplug.engine.trainer import PretrainTrainer
+
+_log = logging.getLogger("avplug.train")
+
+
+class HookBase:
+    """A no-op at every point of the loop; subclasses override what they need."""
+
+    trainer: PretrainTrainer
+
+    def before_train(self) -> None:
+        pass
+
+    def before_step(self) -> None:
+        pass
+
+    def after_step(self) -> None:
+        pass
+
+    def after_train(self) -> None:
+        pass
+
+
+class LRSchedule(HookBase):
+    """Sets every parameter group's learning rate to ``trainer.schedule.lr(step)`` before the step."""
+
+    def before_step(self) -> None:
+        lr = self.trainer.schedule.lr(self.trainer.step)
+        for group in self.trainer.optimizer.param_groups:
+            group["lr"] = lr
+
+
+class MetricsLogger(HookBase):
+    """Every ``period`` steps and at the last: ``trainer.last_loss`` (the global mean, checked finite) and ``trainer.clips_per_s``.
+
+    Reading the loss is the step's only host sync; a NaN persists, so checking every ``period``
+    steps loses nothing.  Rank 0 writes the record (console, ``metrics.jsonl``, TensorBoard).
+    """
+
+    def __init__(self, period: int) -> None:
+        self.period = max(1, int(period))
+
+    def before_train(self) -> None:
+        self._t0, self._steps = time.perf_counter(), 0
+
+    def after_step(self) -> None:
+        t = self.trainer
+        self._steps += 1
+        if t.step % self.period and t.step != t.schedule.stop_step:
+            return
+        t.last_loss = t.global_mean(t.loss)
+        if not math.isfinite(t.last_loss):
+            raise FloatingPointError(f"loss is {t.last_loss} at step {t.step}; lower SOLVER.BASE_LR or set LOSS.NORMALIZE")
+        elapsed = time.perf_counter() - self._t0
+        t.clips_per_s = self._steps * t.global_batch_size / max(elapsed, 1e-9)
+        if t.writer:
+            t.writer.write({"step": t.step, "epoch": t.step / t.schedule.steps_per_epoch, "loss": t.last_loss,
+                            "lr": t.schedule.lr(t.step - 1), "clips_per_s": t.clips_per_s, "world_size": t.world_size})
+        self._t0, self._steps = time.perf_counter(), 0
+
+
+class PeriodicCheckpointer(HookBase):
+    """A checkpoint every ``period`` steps (0: none), at every epoch end and at the last step."""
+
+    def __init__(self, period: int) -> None:
+        self.period = int(period)
+
+    def after_step(self) -> None:
+        t = self.trainer
+        due = t.step % t.schedule.steps_per_epoch == 0 or t.step == t.schedule.stop_step
+        if due or (self.period > 0 and t.step % self.period == 0):
+            t.save_checkpoint()
+
+
+class LossCurvePlot(HookBase):
+    """``loss_curve.png`` from ``metrics.jsonl`` when training ends (rank 0)."""
+
+    def after_train(self) -> None:
+        t = self.trainer
+        if t.writer and t.writer.path.is_file():
+            plot_loss_curve(t.writer.path, t.output_dir / "loss_curve.png")
