@@ -17,7 +17,7 @@ def make_demo_corpus(cfg, *, downstream: bool = True, progress: bool = True) -> 
     ``cfg.DATA.SOURCE`` should be the corpus' ``titles/`` folder, so the downstream stand-ins
     beside it are not ingested as titles.
     """
-    from avplug.data.demo_corpus import generate_demo_corpus
+    from avplug.data.demo import generate_demo_corpus
 
     root = Path(cfg.DATA.META).parent
     if (root / "meta.csv").is_file() and (root / "manifest.json").is_file():
