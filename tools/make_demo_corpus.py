@@ -21,6 +21,7 @@ from pathlib import Path
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 from avplug.config import ConfigError
 from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.data.demo import generate_demo_corpus
 
 
 def build_parser():
@@ -45,8 +46,6 @@ def _folder_size(root: Path) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from avplug.data.demo import generate_demo_corpus
-
     try:
         cfg = cfg_from_args(args)
     except ConfigError as exc:
