@@ -153,6 +153,7 @@ def _draw_logo(img: np.ndarray, logo: dict, unit: float) -> None:
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
+    """``img`` in ``[0, 1]`` (clipped, in place) rounded to uint8."""
     np.maximum(img, 0.0, out=img)
     np.minimum(img, 1.0, out=img)
     img *= 255.0
@@ -161,9 +162,9 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def _finish_frame(img: np.ndarray, grade: tuple[np.ndarray, np.ndarray], *, letterbox_rows: int,
-                 logo: dict | None = None, unit: float = 1.0) -> np.ndarray:
+                  logo: dict | None = None, unit: float = 1.0) -> np.ndarray:
     """A drawn title frame as encoded: colour-graded, the channel logo on top (shows only), black
-    letterbox bars of ``letterbox_rows`` rows at top and bottom, then uint8 (``img`` is consumed)."""
+    letterbox bars of ``letterbox_rows`` rows at top and bottom, then uint8."""
     matrix, lift = grade
     img = img @ matrix + lift
     if logo is not None:
@@ -179,7 +180,7 @@ def location_frame(content: dict, loc: dict) -> np.ndarray:
     or logo): what the plan's scene-cut check compares."""
     width, height = content["width"], content["height"]
     return _finish_frame(_location_canvas(loc, width, height, 0), _grade_matrix(content["tint"]),
-                        letterbox_rows=round(content["letterbox"] * height))
+                         letterbox_rows=round(content["letterbox"] * height))
 
 
 def title_frames(plan: dict, content: dict) -> Iterator[tuple[int, np.ndarray]]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Color", "draw_disc", "draw_ellipse", "draw_rect", "draw_segment"]
+__all__ = ["draw_disc", "draw_ellipse", "draw_rect", "draw_segment"]
 
 Color = Sequence[float]
 

@@ -155,7 +155,7 @@ def title_audio(plan: dict, content: dict) -> np.ndarray:
 
 
 def clip_audio(clip: dict, ambient: dict, sample_rate: int, seconds: float, channels: int,
-                       offset: float = 0.0, peak: float | None = None) -> np.ndarray:
+               offset: float = 0.0, peak: float | None = None) -> np.ndarray:
     """A stand-in clip's sound, ``(channels, samples)`` float32: the event (starting at ``offset``
     seconds, panned when stereo) over the setting's ambient noise, scaled to ``peak`` when given
     (else only limited to 0.89)."""
