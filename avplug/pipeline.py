@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from avplug.data.demo import generate_demo_corpus
+
 _log = logging.getLogger("avplug.pipeline")
 
 
@@ -17,8 +19,6 @@ def make_demo_corpus(cfg, *, downstream: bool = True, progress: bool = True) -> 
     ``cfg.DATA.SOURCE`` should be the corpus' ``titles/`` folder, so the downstream stand-ins
     beside it are not ingested as titles.
     """
-    from avplug.data.demo_corpus import generate_demo_corpus
-
     root = Path(cfg.DATA.META).parent
     if (root / "meta.csv").is_file() and (root / "manifest.json").is_file():
         _log.info("demo corpus already in %s", root)

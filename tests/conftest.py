@@ -34,7 +34,7 @@ def tiny_demo(tmp_path_factory):
     """
     from avplug import pipeline
     from avplug.config import load_config
-    from avplug.data.demo_corpus import generate_demo_corpus
+    from avplug.data.demo import generate_demo_corpus
 
     root = tmp_path_factory.mktemp("tiny_demo")
     generate_demo_corpus(root / "corpus", seed=0, downstream=False, broken=True, progress=False, **TINY_DEMO_SIZES)

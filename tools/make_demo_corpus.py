@@ -8,7 +8,7 @@
 
 Writes OUT/meta.csv (path,title_id,show_id,genre), OUT/titles/ (.mp4), OUT/scenes.json (true scene
 boundaries), OUT/broken.json, OUT/manifest.json (every generation decision) and the stand-ins
-OUT/ucf101/, OUT/hmdb51/, OUT/esc50/ in their official layouts (see avplug.data.demo_corpus).
+OUT/ucf101/, OUT/hmdb51/, OUT/esc50/ in their official layouts (see docs/demo_corpus.md).
 OUT must be empty, new, or a previous demo corpus (replaced).  Sizes default to the cfg's
 DATA.DEMO keys; flags override them.  Exit status 2 on bad usage.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 from avplug.config import ConfigError
 from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.data.demo import generate_demo_corpus
 
 
 def build_parser():
@@ -45,8 +46,6 @@ def _folder_size(root: Path) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from avplug.data.demo_corpus import generate_demo_corpus
-
     try:
         cfg = cfg_from_args(args)
     except ConfigError as exc:

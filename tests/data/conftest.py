@@ -242,7 +242,7 @@ def demo_corpus(tmp_path_factory):
     """One small demo corpus with everything (2 movies, a show of 2 episodes of 8 s, the broken files,
     the full-size downstream stand-ins), rendered by 2 workers; shared by the corpus tests and the
     downstream-dataset tests, as the stand-ins take most of its time."""
-    from avplug.data.demo_corpus import generate_demo_corpus
+    from avplug.data.demo import generate_demo_corpus
 
     sizes = {"num_movies": 2, "num_shows": 1, "episodes_per_show": 2, "title_seconds": 8.0}
     return generate_demo_corpus(tmp_path_factory.mktemp("demo") / "corpus", seed=0, workers=2, progress=False, **sizes)

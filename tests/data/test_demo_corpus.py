@@ -14,7 +14,9 @@ import av
 import numpy as np
 import pytest
 
-from avplug.data.demo_corpus import (
+from avplug.data.demo import generate_demo_corpus, plan_demo_corpus
+from avplug.data.demo.events import EVENT_CLASS_NAMES, EVENT_CLASSES, event_class
+from avplug.data.demo.plan import (
     DOWNSTREAM_CLASSES,
     DOWNSTREAM_RATE,
     DOWNSTREAM_SECONDS,
@@ -29,10 +31,7 @@ from avplug.data.demo_corpus import (
     HMDB_TEST_GROUPS,
     UCF_CLIPS_PER_GROUP,
     UCF_GROUPS,
-    generate_demo_corpus,
-    plan_demo_corpus,
 )
-from avplug.data.demo_events import EVENT_CLASS_NAMES, EVENT_CLASSES, event_class
 
 SIZES = {"num_movies": 2, "num_shows": 1, "episodes_per_show": 2, "title_seconds": 8.0}
 

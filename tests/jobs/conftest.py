@@ -105,7 +105,7 @@ def demo_data(tmp_path_factory) -> dict[str, Path]:
     """A tiny demo corpus (5 titles of 8 s), its catalog and its store from one local preprocess run."""
     from avplug.config import load_config
     from avplug.data.catalog import ingest
-    from avplug.data.demo_corpus import generate_demo_corpus
+    from avplug.data.demo import generate_demo_corpus
     from avplug.data.store import StoreSpec, preprocess
 
     root = tmp_path_factory.mktemp("jobs-demo")

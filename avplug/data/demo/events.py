@@ -2,7 +2,7 @@
 
 Every class here is an "event" whose picture and sound are causally tied: the same planned
 trajectory drives the drawing and the synthesis, so onsets, rhythm and loudness follow the motion.
-The demo catalog (``avplug.data.demo_corpus``) scatters these events over the scenes of its titles,
+The demo plan (:mod:`avplug.data.demo.plan`) scatters these events over the scenes of its titles,
 and the downstream stand-ins (UCF101, HMDB51, ESC-50) are built from the same classes, which makes
 audio-video correspondence learnable on titles and transferable to the downstream tasks.
 
@@ -43,166 +43,15 @@ continuous sounds whose pitch or loudness peaks at the onsets.
 from __future__ import annotations
 
 import colorsys
-import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
 
-__all__ = [
-    "EVENT_CLASSES",
-    "EVENT_CLASS_NAMES",
-    "AVEventClass",
-    "draw_disc",
-    "draw_ellipse",
-    "draw_rect",
-    "draw_segment",
-    "event_class",
-    "pan_gains",
-]
+from avplug.data.demo.shapes import draw_disc, draw_ellipse, draw_rect, draw_segment
+from avplug.data.demo.synthesis import add_at, burst, decay, onset_peak, thud
 
-Color = Sequence[float]
-
-
-# ---------------------------------------------------------------------------------------------
-# Drawing primitives: anti-aliased shapes blended into an (H, W, 3) float32 canvas in place.
-# ---------------------------------------------------------------------------------------------
-def _box(img: np.ndarray, x0: float, y0: float, x1: float, y1: float):
-    """Integer bounding box of ``[x0, x1] x [y0, y1]`` clipped to the canvas, or None if empty."""
-    h, w = img.shape[:2]
-    xa, xb = max(math.floor(x0), 0), min(math.ceil(x1) + 1, w)
-    ya, yb = max(math.floor(y0), 0), min(math.ceil(y1) + 1, h)
-    if xa >= xb or ya >= yb:
-        return None
-    return ya, yb, xa, xb
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    """``x`` clipped to [0, 1] in place (np.clip's Python wrapper costs more than the work here)."""
-    np.maximum(x, 0.0, out=x)
-    return np.minimum(x, 1.0, out=x)
-
-
-def _grid(ya: int, yb: int, xa: int, xb: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.arange(ya, yb, dtype=np.float32)[:, None], np.arange(xa, xb, dtype=np.float32)[None, :]
-
-
-def _blend(img: np.ndarray, box, coverage: np.ndarray, color: Color, alpha: float) -> None:
-    ya, yb, xa, xb = box
-    region = img[ya:yb, xa:xb]
-    region += (np.asarray(color, dtype=np.float32) - region) * (coverage * alpha)[..., None]
-
-
-def draw_ellipse(
-    img: np.ndarray, cx: float, cy: float, rx: float, ry: float, color: Color, alpha: float = 1.0
-) -> None:
-    """Filled axis-aligned ellipse centred at ``(cx, cy)`` (pixels) with radii ``rx, ry``."""
-    rx, ry = max(rx, 0.5), max(ry, 0.5)
-    box = _box(img, cx - rx - 1, cy - ry - 1, cx + rx + 1, cy + ry + 1)
-    if box is None:
-        return
-    ya, yb, xa, xb = box
-    yy, xx = _grid(ya, yb, xa, xb)
-    dist = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2, dtype=np.float32)
-    coverage = _unit((1.0 - dist) * min(rx, ry) + 0.5)
-    _blend(img, box, coverage, color, alpha)
-
-
-def draw_disc(img: np.ndarray, cx: float, cy: float, r: float, color: Color, alpha: float = 1.0) -> None:
-    """Filled disc of radius ``r``."""
-    draw_ellipse(img, cx, cy, r, r, color, alpha)
-
-
-def draw_rect(
-    img: np.ndarray, x0: float, y0: float, x1: float, y1: float, color: Color, alpha: float = 1.0
-) -> None:
-    """Filled rectangle ``[x0, x1] x [y0, y1]`` with anti-aliased edges."""
-    box = _box(img, x0 - 1, y0 - 1, x1 + 1, y1 + 1)
-    if box is None:
-        return
-    ya, yb, xa, xb = box
-    yy, xx = _grid(ya, yb, xa, xb)
-    cov_x = _unit(np.minimum(xx - x0, x1 - xx) + 0.5)
-    cov_y = _unit(np.minimum(yy - y0, y1 - yy) + 0.5)
-    _blend(img, box, (cov_x * cov_y).astype(np.float32), color, alpha)
-
-
-def draw_segment(
-    img: np.ndarray, x0: float, y0: float, x1: float, y1: float, width: float, color: Color,
-    alpha: float = 1.0,
-) -> None:
-    """Thick line segment from ``(x0, y0)`` to ``(x1, y1)`` with round caps."""
-    half = width / 2.0
-    box = _box(img, min(x0, x1) - half - 1, min(y0, y1) - half - 1,
-               max(x0, x1) + half + 1, max(y0, y1) + half + 1)
-    if box is None:
-        return
-    ya, yb, xa, xb = box
-    yy, xx = _grid(ya, yb, xa, xb)
-    dx, dy = x1 - x0, y1 - y0
-    length2 = max(dx * dx + dy * dy, 1e-9)
-    u = _unit(((xx - x0) * dx + (yy - y0) * dy) / length2)
-    dist = np.hypot(xx - x0 - u * dx, yy - y0 - u * dy)
-    coverage = _unit((half - dist + 0.5).astype(np.float32))
-    _blend(img, box, coverage, color, alpha)
-
-
-# ---------------------------------------------------------------------------------------------
-# Sound primitives.
-# ---------------------------------------------------------------------------------------------
-def pan_gains(pan: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-power left/right gains for a stereo position in ``[-1, 1]``."""
-    angle = (np.clip(pan, -1.0, 1.0) + 1.0) * (math.pi / 4.0)
-    return np.cos(angle), np.sin(angle)
-
-
-def _add_at(buf: np.ndarray, start_s: float, sig: np.ndarray, sample_rate: int) -> None:
-    """Mix ``sig`` into ``buf`` starting at ``start_s`` seconds (clipped to the buffer)."""
-    start = round(start_s * sample_rate)
-    if start >= len(buf) or start + len(sig) <= 0:
-        return
-    a, b = max(start, 0), min(start + len(sig), len(buf))
-    buf[a:b] += sig[a - start : b - start]
-
-
-def _decay(n: int, sample_rate: int, tau: float) -> np.ndarray:
-    return np.exp(-np.arange(n, dtype=np.float64) / (tau * sample_rate))
-
-
-@functools.lru_cache(maxsize=256)
-def _butter(order: int, cutoff: float | tuple[float, float], btype: str, sample_rate: int) -> np.ndarray:
-    return signal.butter(order, cutoff, btype=btype, fs=sample_rate, output="sos")
-
-
-def _bandpass(x: np.ndarray, sample_rate: int, lo: float, hi: float, order: int = 2) -> np.ndarray:
-    lo, hi = max(float(lo), 10.0), min(float(hi), sample_rate * 0.475)
-    return signal.sosfilt(_butter(order, (lo, hi), "bandpass", sample_rate), x)
-
-
-def _thud(rng, sample_rate: int, f_start: float, f_end: float, tau: float) -> np.ndarray:
-    """A pitch-dropping decaying sine with a short noise transient (impact of a soft body)."""
-    n = int(6 * tau * sample_rate)
-    t = np.arange(n) / sample_rate
-    freq = f_end + (f_start - f_end) * np.exp(-t / 0.03)
-    body = np.sin(2 * np.pi * np.cumsum(freq) / sample_rate) * _decay(n, sample_rate, tau)
-    click = _bandpass(rng.standard_normal(n), sample_rate, 800, 5000) * _decay(n, sample_rate, 0.004)
-    return body + 0.4 * click
-
-
-def _burst(rng, sample_rate: int, lo: float, hi: float, tau: float) -> np.ndarray:
-    """A band-limited noise burst with an instant attack and an exponential decay."""
-    n = int(6 * tau * sample_rate)
-    sig = _bandpass(rng.standard_normal(n), sample_rate, lo, hi) * _decay(n, sample_rate, tau)
-    return sig / (np.abs(sig).max() + 1e-9)
-
-
-def _onset_peak(x: np.ndarray, n_attack: int) -> np.ndarray:
-    """Normalize a hit to unit peak and ramp its first samples so its onset is click-free."""
-    x = x / (np.abs(x).max() + 1e-9)
-    n_attack = min(n_attack, len(x))
-    x[:n_attack] *= np.linspace(0.0, 1.0, n_attack, endpoint=False)
-    return x
+__all__ = ["EVENT_CLASSES", "EVENT_CLASS_NAMES", "AVEventClass", "event_class"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,8 +195,8 @@ class _BouncingBall(AVEventClass):
         n = self._n(p, sample_rate)
         mono = np.zeros(n)
         for onset, gain in zip(p["onsets"], p["gains"]):
-            hit = _thud(rng, sample_rate, p["pitch"] * 2.2, p["pitch"], float(rng.uniform(0.05, 0.08)))
-            _add_at(mono, onset, 0.8 * gain * _onset_peak(hit, 8), sample_rate)
+            hit = thud(rng, sample_rate, p["pitch"] * 2.2, p["pitch"], float(rng.uniform(0.05, 0.08)))
+            add_at(mono, onset, 0.8 * gain * onset_peak(hit, 8), sample_rate)
         return mono.astype(np.float32), self._pan_x(self.x_at(self._times(p, sample_rate), p), p["width"])
 
 
@@ -388,9 +237,9 @@ class _Drumming(AVEventClass):
         rng = np.random.default_rng(p["seed"])
         mono = np.zeros(self._n(p, sample_rate))
         for onset, gain in zip(p["onsets"], p["gains"]):
-            hit = _thud(rng, sample_rate, p["pitch"] * 2.5, p["pitch"], 0.12)
-            _add_at(hit, 0.0, 0.5 * _burst(rng, sample_rate, 1500, 6000, 0.004), sample_rate)
-            _add_at(mono, onset, 0.8 * gain * _onset_peak(hit, 8), sample_rate)
+            hit = thud(rng, sample_rate, p["pitch"] * 2.5, p["pitch"], 0.12)
+            add_at(hit, 0.0, 0.5 * burst(rng, sample_rate, 1500, 6000, 0.004), sample_rate)
+            add_at(mono, onset, 0.8 * gain * onset_peak(hit, 8), sample_rate)
         return mono.astype(np.float32), np.full(len(mono), float(self._pan_x(p["cx"], p["width"])))
 
 
@@ -480,8 +329,8 @@ class _Clapping(AVEventClass):
         rng = np.random.default_rng(p["seed"])
         mono = np.zeros(self._n(p, sample_rate))
         for onset, gain in zip(p["onsets"], p["gains"]):
-            clap = _burst(rng, sample_rate, p["band"], p["band"] * 3, 0.012)
-            _add_at(mono, onset, 0.8 * gain * _onset_peak(clap, 4), sample_rate)
+            clap = burst(rng, sample_rate, p["band"], p["band"] * 3, 0.012)
+            add_at(mono, onset, 0.8 * gain * onset_peak(clap, 4), sample_rate)
         return mono.astype(np.float32), np.full(len(mono), float(self._pan_x(p["cx"], p["width"])))
 
 
@@ -594,9 +443,9 @@ class _Knocking(AVEventClass):
         for onset, gain in zip(p["onsets"], p["gains"]):
             n = int(0.25 * sample_rate)
             tt = np.arange(n) / sample_rate
-            wood = (np.sin(2 * np.pi * p["pitch"] * tt) + 0.5 * np.sin(2 * np.pi * 2.3 * p["pitch"] * tt)) * _decay(n, sample_rate, 0.035)
-            _add_at(wood, 0.0, 0.6 * _burst(rng, sample_rate, 1000, 4000, 0.004), sample_rate)
-            _add_at(mono, onset, 0.8 * gain * _onset_peak(wood, 4), sample_rate)
+            wood = (np.sin(2 * np.pi * p["pitch"] * tt) + 0.5 * np.sin(2 * np.pi * 2.3 * p["pitch"] * tt)) * decay(n, sample_rate, 0.035)
+            add_at(wood, 0.0, 0.6 * burst(rng, sample_rate, 1000, 4000, 0.004), sample_rate)
+            add_at(mono, onset, 0.8 * gain * onset_peak(wood, 4), sample_rate)
         return mono.astype(np.float32), np.full(len(mono), float(self._pan_x(p["door_x"], p["width"])))
 
 
@@ -654,7 +503,7 @@ class _Chirping(AVEventClass):
         freq = p["f_lo"] + (p["f_hi"] - p["f_lo"]) * (tt / p["length"]) ** 0.7
         chirp = np.sin(2 * np.pi * np.cumsum(freq) / sample_rate) * np.sin(np.pi * tt / p["length"]) ** 0.5
         for onset, gain in zip(p["onsets"], p["gains"]):
-            _add_at(mono, onset, 0.5 * gain * chirp, sample_rate)
+            add_at(mono, onset, 0.5 * gain * chirp, sample_rate)
         return mono.astype(np.float32), np.full(len(mono), float(self._pan_x(p["cx"], p["width"])))
 
 
@@ -700,9 +549,9 @@ class _Footsteps(AVEventClass):
         rng = np.random.default_rng(p["seed"])
         mono = np.zeros(self._n(p, sample_rate))
         for onset, gain in zip(p["onsets"], p["gains"]):
-            step = _burst(rng, sample_rate, p["band"], p["band"] * 6, 0.03)
-            step += 0.6 * _thud(rng, sample_rate, 140, 70, 0.03)[: len(step)]
-            _add_at(mono, onset, 0.7 * gain * _onset_peak(step, 8), sample_rate)
+            step = burst(rng, sample_rate, p["band"], p["band"] * 6, 0.03)
+            step += 0.6 * thud(rng, sample_rate, 140, 70, 0.03)[: len(step)]
+            add_at(mono, onset, 0.7 * gain * onset_peak(step, 8), sample_rate)
         return mono.astype(np.float32), self._pan_x(self.x_at(self._times(p, sample_rate), p), p["width"])
 
 
