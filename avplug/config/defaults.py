@@ -9,7 +9,7 @@ from fvcore.common.config import CfgNode as CN
 
 _C = CN()
 _C.VERSION = 1
-# Plugin modules imported before the cfg is built (see registry.plugins).
+# Plugin modules imported before the cfg is built (see registry.discovery).
 _C.PLUGINS = []
 _C.SEED = 0
 # Where checkpoints, logs, metrics.jsonl, plots and the resolved config.yaml go.
