@@ -10,9 +10,9 @@
   the default; :mod:`avplug.evaluation.intervals`: the title bootstrap, its intervals and how to
   print them; :mod:`avplug.evaluation.synthetic`: title-clustered Gaussian scores with analytic
   measures (the estimators' ground truth);
-- :mod:`avplug.evaluation.downstream`: fine-tuning and linear-probe protocols on UCF101, HMDB51 and
-  ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
-  (``tools/evaluate.py``);
+- :mod:`avplug.evaluation.downstream_protocols`: fine-tuning and linear-probe protocols on UCF101,
+  HMDB51 and ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
+  (``tools/evaluate.py``); :mod:`avplug.evaluation.progress`: their progress lines;
 - :mod:`avplug.evaluation.sweep`: grids of pretraining configs (the paper's Table 1/2 and Figure 1
   presets), each run pretrained, measured and evaluated, resumable (``tools/sweep.py``);
 - :mod:`avplug.evaluation.reports`: finished runs gathered into the paper's table and figure shapes

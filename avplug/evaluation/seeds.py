@@ -12,8 +12,8 @@ gives each figure of :data:`FIGURES` an :class:`Estimate`:
   order) and of the measurement together;
 - from one seed: the run's own interval (held-out figures: the title bootstrap of
   :mod:`avplug.evaluation.discrepancy`; probes: the test-group bootstrap of
-  :func:`avplug.evaluation.downstream.aggregate`), which leaves out the variance of training; the
-  final loss has none.
+  :func:`avplug.evaluation.downstream_protocols.aggregate`), which leaves out the variance of
+  training; the final loss has none.
 
 Figures: ``final_loss`` (the mean of the logged losses of the run's last epoch: a logged loss is
 one minibatch's), ``KL(S-||S!=)``, ``gap``, ``v2a_R@1`` and ``v2a_within_title`` on held-out titles,

@@ -720,7 +720,7 @@ def _cuda() -> bool:
 
 def _default_evaluate(cfg, weights: str, device) -> dict[str, Any]:
     from avplug.config import write_config
-    from avplug.evaluation.downstream import run_evaluation
+    from avplug.evaluation.downstream_protocols import run_evaluation
 
     write_config(cfg, cfg.OUTPUT_DIR)
     return run_evaluation(cfg, weights, device=device)
@@ -732,7 +732,7 @@ def evaluation_stage(run, sweep_dir, weights: str, *, evaluate=None, device=None
     Returns ``({dataset: aggregate summary without PER_CLIP_KEYS}, errors)`` (the per-clip tables
     stay in the recipe's own ``results.json``); a recipe whose ``results.json`` exists for
     the same weights is not rerun.  ``evaluate(cfg, weights, device) -> summary`` defaults to
-    :func:`avplug.evaluation.downstream.run_evaluation`.  A failing recipe is reported in
+    :func:`avplug.evaluation.downstream_protocols.run_evaluation`.  A failing recipe is reported in
     ``errors`` and the others still run.
     """
     results: dict[str, Any] = {}
