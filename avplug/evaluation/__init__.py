@@ -13,8 +13,6 @@
 - :mod:`avplug.evaluation.downstream_protocols`: fine-tuning and linear-probe protocols on UCF101,
   HMDB51 and ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
   (``tools/evaluate.py``); :mod:`avplug.evaluation.progress`: their progress lines;
-- :mod:`avplug.evaluation.sweep`: grids of pretraining configs (the paper's Table 1/2 and Figure 1
-  presets), each run pretrained, measured and evaluated, resumable (``tools/sweep.py``);
 - :mod:`avplug.evaluation.reports`: finished runs gathered into the paper's table and figure shapes
   as Markdown, CSV and PNG (``tools/report.py``); :mod:`avplug.evaluation.seeds` groups runs that
   differ only in SEED (mean and t-interval across seeds) and :mod:`avplug.evaluation.claims` gives
