@@ -9,7 +9,7 @@
   ``Checkpointable``: a preempted or timed-out task requeues itself and the fresh copy resumes
   from the run's folder (the engine's last checkpoint, the stages already written);
 * a report job (``afterany`` the array) that copies every run's status into ``sweep.json`` and
-  writes the report (:func:`avplug.evaluation.reports.build_report`) into ``SWEEP_DIR/report``.
+  writes the report (:func:`avplug.experiments.reports.build_report`) into ``SWEEP_DIR/report``.
 
 Submitting the same sweep again submits only the runs that have not finished.  Logs go to
 ``SWEEP_DIR/slurm/<job id>/``, the code snapshot to ``SWEEP_DIR/code/``.
@@ -85,7 +85,7 @@ def aggregate_sweep(sweep_dir: str) -> dict[str, Any]:
 
     Returns ``{"counts": {status: runs}, "report": path of report.md}``.
     """
-    from avplug.evaluation.reports import build_report
+    from avplug.experiments.reports import build_report
     from avplug.experiments.sweep_record import refresh_sweep_record
 
     counts = refresh_sweep_record(sweep_dir)

@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     if args.dry_run:
         return 0
     final = run_sweep(out, runs, world_size=world)
-    from avplug.evaluation.reports import build_report
+    from avplug.experiments.reports import build_report
     from avplug.experiments.sweep_record import refresh_sweep_record
 
     counts = refresh_sweep_record(out)

@@ -1,4 +1,4 @@
-"""Experiments: ablation sweeps of pretraining configs.
+"""Experiments: ablation sweeps of pretraining configs and the reports of their runs.
 
 This layer sits above :mod:`avplug.engine` and :mod:`avplug.evaluation`: it pretrains, measures and
 evaluates runs with them, and neither imports it.  A sweep is a list of *runs*; a run is a dict of
@@ -14,7 +14,13 @@ config overrides (``{"SAMPLER.K": 4}``) applied to one base recipe.  From pure t
 - :mod:`~avplug.experiments.run_stages`: one run: pretraining, held-out measures, downstream
   evaluation, each resumable;
 - :mod:`~avplug.experiments.local_sweep`: the runs one after another in this process
-  (``tools/sweep.py``; on Slurm: ``jobs/sweep_array.py``).
+  (``tools/sweep.py``; on Slurm: ``jobs/sweep_array.py``);
+- :mod:`~avplug.experiments.reports`: finished runs in the paper's table and figure shapes
+  (``tools/report.py``), built from :mod:`~avplug.experiments.run_folders` (what a run folder
+  holds), :mod:`~avplug.experiments.report_tables`, :mod:`~avplug.experiments.report_figures` and
+  :mod:`~avplug.experiments.seed_report`; the last aggregates runs that differ only in SEED
+  (:mod:`~avplug.experiments.seeds`) and gives each paper claim a verdict
+  (:mod:`~avplug.experiments.claims`).
 
 Files of a run ``SWEEP_DIR/<name>/``: the engine's (``config.yaml``, ``metrics.jsonl``,
 ``checkpoints/``, ``loss_curve.png``, ``log.txt``) plus ``run.json``, ``pretrain.json``,

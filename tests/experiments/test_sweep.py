@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from avplug.config import CONFIG_DIR
-from avplug.evaluation.reports import read_run
 from avplug.experiments import SweepError
 from avplug.experiments.catalog_fit import CatalogStats, fit_to_catalog
 from avplug.experiments.grids import combine_points, expand_grid, filter_points, parse_grid
@@ -15,6 +14,7 @@ from avplug.experiments.local_sweep import run_sweep
 from avplug.experiments.planning import baseline_points, make_run, plan_runs
 from avplug.experiments.presets import preset_points, sampler_point
 from avplug.experiments.run_configs import check_run_dir, eval_cfg, eval_names, opts_of, run_cfg
+from avplug.experiments.run_folders import read_run
 from avplug.experiments.run_names import run_name, unique_names
 from avplug.experiments.run_stages import discrepancy_stage, execute_run, is_finished
 from avplug.experiments.sweep_record import read_sweep_record, refresh_sweep_record, sweep_status, update_sweep_record

@@ -23,8 +23,9 @@ with a global batch B; 0 for a divergence; the figures' own otherwise) and its s
 :func:`loss_band` is Figure 3's mean loss curve of a point with its band across seeds;
 :func:`by_kind` sorts points into Table 1's blocks and :func:`find_point` finds one by (k, w).
 
-A run is any object with the attributes of :class:`SeedRun` (``avplug.evaluation.reports.RunInfo``
-has them): the reports import this module, not the other way round.
+A run is any object with the attributes of :class:`SeedRun` (``RunInfo`` of
+:mod:`avplug.experiments.run_folders` has them): the reports import this module, not the other way
+round.
 """
 from __future__ import annotations
 
