@@ -2,7 +2,7 @@
 
 :func:`submit_evaluation` (for ``tools/evaluate.py --slurm``) submits
 
-* a Slurm array with one task per split (``avplug.evaluation.downstream.run_split``); fine-tuning
+* a Slurm array with one task per split (``avplug.evaluation.downstream_protocols.run_split``); fine-tuning
   checkpoints every epoch into ``OUTPUT_DIR/split<N>/checkpoints`` and resumes from there, so a
   preempted or timed-out task requeues itself (:class:`EvaluateSplitJob` is a submitit
   ``Checkpointable``) and carries on from its last epoch;
@@ -36,7 +36,7 @@ class EvaluateSplitJob(submitit.helpers.Checkpointable):
 
     def __call__(self, split: int) -> dict[str, Any]:
         from avplug.engine.log import setup_logging
-        from avplug.evaluation.downstream import run_split
+        from avplug.evaluation.downstream_protocols import run_split
         from avplug.plugins import setup_plugins
 
         slurm.guard_signal_handlers()
@@ -52,7 +52,7 @@ class EvaluateSplitJob(submitit.helpers.Checkpointable):
 
 def missing_splits(cfg: CfgNode, splits: Sequence[int]) -> list[int]:
     """The splits among ``splits`` without a ``result.json`` yet."""
-    from avplug.evaluation.downstream import split_dir
+    from avplug.evaluation.downstream_protocols import split_dir
 
     return [s for s in splits if not (split_dir(cfg, s) / "result.json").is_file()]
 
@@ -62,7 +62,7 @@ def aggregate_results(cfg: CfgNode, splits: Sequence[int]) -> dict[str, Any]:
 
     Raises ``RuntimeError`` naming the splits that have no result (their task failed).
     """
-    from avplug.evaluation.downstream import aggregate, results_markdown, split_dir
+    from avplug.evaluation.downstream_protocols import aggregate, results_markdown, split_dir
 
     missing = missing_splits(cfg, splits)
     if missing:
@@ -97,7 +97,7 @@ def submit_evaluation(cfg: CfgNode, args: argparse.Namespace, *, weights: str, s
     Logs go to ``OUTPUT_DIR/slurm/``, the code snapshot to ``OUTPUT_DIR/code/``.
     """
     from avplug.config import write_config
-    from avplug.evaluation.downstream import splits_of
+    from avplug.evaluation.downstream_protocols import splits_of
 
     splits = [int(s) for s in splits] if splits else splits_of(cfg)
     run_cfg = cfg.clone()

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from avplug.config import write_config
     from avplug.engine.log import setup_logging
-    from avplug.evaluation.downstream import run_evaluation, splits_of
+    from avplug.evaluation.downstream_protocols import run_evaluation, splits_of
     from jobs.evaluate import evaluate_split_then_aggregate
 
     splits = args.splits or splits_of(cfg)

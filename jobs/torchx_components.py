@@ -154,7 +154,7 @@ def evaluate(
     """
     if not splits:
         from avplug.config import load_config
-        from avplug.evaluation.downstream import splits_of
+        from avplug.evaluation.downstream_protocols import splits_of
 
         splits = splits_of(load_config(cfg, list(opts), plugins=plugins or ()))
     args = ["-m", "jobs.evaluate_main", *_cfg_args(cfg, plugins), "--weights", weights,

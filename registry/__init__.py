@@ -2,11 +2,11 @@
 
 Each registry's docstring states the call contract of the objects registered in it.  Objects are
 registered with the decorator form (``@BACKBONES.register()``) and built by name from a cfg node
-with :func:`registry.build`.  This package imports nothing of avplug: built-ins and third-party
-plugins are both loaded through :mod:`registry.plugins`.
+with :func:`registry.build`.  This package imports nothing of avplug: third-party plugins are
+found and loaded by :mod:`registry.discovery`, avplug's built-ins imported by :mod:`avplug.plugins`.
 """
 from registry.core import Registry, build
-from registry.plugins import (
+from registry.discovery import (
     ENTRY_POINT_GROUP,
     apply_config_hooks,
     load_plugins,

@@ -1,4 +1,5 @@
-"""Suite-wide pytest set-up: keep torch to the cores CI has and make the repo importable."""
+"""Suite-wide pytest set-up: keep torch to the cores CI has, make the repo importable, and the tiny
+corpora several test areas share (a demo catalog, a UCF101 layout)."""
 import os
 import sys
 from pathlib import Path
@@ -59,3 +60,48 @@ def one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+VIDEO_CLASSES = ["ApplyEyeMakeup", "Archery"]  # UCF101 names; red-ish vs blue-ish clips
+VIDEO_SIZE = (30, 40)  # height, width (landscape)
+VIDEO_SECONDS, VIDEO_FPS = 2.0, 10
+
+
+def write_video(path: Path, label: int, seed: int) -> None:
+    """An MPEG-4 AVI whose color says its class (red vs blue), with per-clip noise and motion."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    height, width = VIDEO_SIZE
+    base = np.array([200, 40, 40] if label == 0 else [40, 40, 200], np.float64)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=VIDEO_FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for t in range(int(VIDEO_SECONDS * VIDEO_FPS)):
+            frame = base + rng.normal(0, 20, (height, width, 3))
+            frame[:, (2 * t) % width : (2 * t) % width + 4] = 255  # a moving bar
+            image = av.VideoFrame.from_ndarray(frame.clip(0, 255).astype(np.uint8), format="rgb24")
+            for packet in stream.encode(image):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@pytest.fixture(scope="session")
+def tiny_ucf101(tmp_path_factory) -> Path:
+    """UCF101 layout, 2 classes; split 1: groups 1-2 test, 3-5 train (1 clip each)."""
+    root = tmp_path_factory.mktemp("UCF101")
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_bytes("".join(f"{i} {c}\r\n" for i, c in enumerate(VIDEO_CLASSES, 1)).encode())
+    train, test = [], []
+    for label, cls in enumerate(VIDEO_CLASSES):
+        (root / "UCF-101" / cls).mkdir(parents=True)
+        for g in range(1, 6):
+            rel = f"{cls}/v_{cls}_g{g:02d}_c01.avi"
+            write_video(root / "UCF-101" / rel, label, seed=10 * label + g)
+            (test if g <= 2 else train).append(rel)
+    (lists / "trainlist01.txt").write_bytes("".join(f"{r} {VIDEO_CLASSES.index(r.split('/')[0]) + 1}\r\n" for r in train).encode())
+    (lists / "testlist01.txt").write_bytes("".join(f"{r}\r\n" for r in test).encode())
+    return root

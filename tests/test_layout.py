@@ -36,3 +36,22 @@ def test_registry_depends_on_fvcore_only():
 def test_required_top_level_layout():
     for name in ("setup.cfg", "pyproject.toml", "avplug", "registry", "jobs", "tools", "tests", "configs", "benchmarks"):
         assert (REPO / name).exists(), name
+
+
+def _imported_modules(folder: str):
+    """``(path, dotted name)`` of every absolute import under ``folder``, ``from a import b`` as ``a`` and ``a.b``."""
+    for path in sorted((REPO / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                yield from ((path, alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                yield path, node.module
+                yield from ((path, f"{node.module}.{alias.name}") for alias in node.names)
+
+
+@pytest.mark.parametrize("folder", ["avplug/data", "avplug/samplers", "avplug/models", "avplug/losses", "avplug/engine",
+                                    "avplug/evaluation"])
+def test_experiments_sit_above_engine_and_evaluation(folder):
+    bad = sorted({f"{p.relative_to(REPO)} imports {m}" for p, m in _imported_modules(folder)
+                  if m == "avplug.experiments" or m.startswith("avplug.experiments.")})
+    assert not bad, bad

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from avplug.evaluation.reports import build_report
+    from avplug.experiments.reports import build_report
 
     report = build_report(args.paths, args.out)
     if not args.quiet:

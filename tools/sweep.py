@@ -45,7 +45,7 @@ from jobs import slurm
 
 
 def build_parser():
-    from avplug.evaluation.sweep import PRESETS
+    from avplug.experiments.presets import PRESETS
 
     parser = default_argument_parser(__doc__.splitlines()[1], cfg_required=False)
     parser.add_argument("--out", required=True, help="sweep folder (one sub-folder per run, sweep.json, report/)")
@@ -84,16 +84,10 @@ def print_runs(runs) -> None:
 
 def plan(args, cfg):
     """(points, notes) from --preset / --grid / --only, fitted to the catalog for presets."""
-    from avplug.evaluation.sweep import (
-        catalog_stats,
-        combine_points,
-        expand_grid,
-        filter_points,
-        fit_to_catalog,
-        flat_cfg,
-        parse_grid,
-        preset_points,
-    )
+    from avplug.experiments.catalog_fit import catalog_stats, fit_to_catalog
+    from avplug.experiments.grids import combine_points, expand_grid, filter_points, parse_grid
+    from avplug.experiments.presets import preset_points
+    from avplug.experiments.run_configs import flat_cfg
 
     notes: list[str] = []
     grid = expand_grid([parse_grid(g) for g in args.grid])
@@ -109,13 +103,10 @@ def plan(args, cfg):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from avplug.evaluation.sweep import (
-        SweepError,
-        plan_runs,
-        run_sweep,
-        sweep_status,
-        update_sweep_record,
-    )
+    from avplug.experiments import SweepError
+    from avplug.experiments.local_sweep import run_sweep
+    from avplug.experiments.planning import plan_runs
+    from avplug.experiments.sweep_record import sweep_status, update_sweep_record
 
     out = Path(args.out).resolve()
     if args.status:
@@ -168,7 +159,7 @@ def main(argv=None) -> int:
     print_runs([{**r, **{k: v for k, v in s.items() if k in ('status', 'error')}} for r, s in zip(runs, _statuses(out, runs))])
 
     if args.slurm:
-        from jobs.sweep import submit_sweep
+        from jobs.sweep_array import submit_sweep
 
         try:
             submit_sweep(cfg, out, runs, args)
@@ -179,8 +170,8 @@ def main(argv=None) -> int:
     if args.dry_run:
         return 0
     final = run_sweep(out, runs, world_size=world)
-    from avplug.evaluation.reports import build_report
-    from avplug.evaluation.sweep import refresh_sweep_record
+    from avplug.experiments.reports import build_report
+    from avplug.experiments.sweep_record import refresh_sweep_record
 
     counts = refresh_sweep_record(out)
     report = build_report([out], out / "report")
@@ -190,7 +181,7 @@ def main(argv=None) -> int:
 
 
 def _statuses(out, runs):
-    from avplug.evaluation.sweep import run_status
+    from avplug.experiments.sweep_record import run_status
 
     return [run_status(out, r) for r in runs]
 

@@ -9,7 +9,7 @@ from fvcore.common.config import CfgNode as CN
 
 _C = CN()
 _C.VERSION = 1
-# Plugin modules imported before the cfg is built (see registry.plugins).
+# Plugin modules imported before the cfg is built (see registry.discovery).
 _C.PLUGINS = []
 # Extra hooks of the pretraining loop, by registry.HOOKS name, run after the trainer's lr and logging
 # hooks and before checkpointing (avplug/engine/hooks.py).  "HeldoutEvaluation" computes the held-out

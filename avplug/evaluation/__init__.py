@@ -9,18 +9,15 @@
 - :mod:`avplug.evaluation.kl`: the histogram (default) and k-NN KL estimators, and the study behind
   the default; :mod:`avplug.evaluation.intervals`: the title bootstrap, its intervals and how to
   print them; :mod:`avplug.evaluation.synthetic`: title-clustered Gaussian scores with analytic
-  measures (the estimators' ground truth);
-- :mod:`avplug.evaluation.downstream`: fine-tuning and linear-probe protocols on UCF101, HMDB51 and
-  ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
-  (``tools/evaluate.py``);
-- :mod:`avplug.evaluation.sweep`: grids of pretraining configs (the paper's Table 1/2 and Figure 1
-  presets), each run pretrained, measured and evaluated, resumable (``tools/sweep.py``);
-- :mod:`avplug.evaluation.reports`: finished runs gathered into the paper's table and figure shapes
-  as Markdown, CSV and PNG (``tools/report.py``); :mod:`avplug.evaluation.seeds` groups runs that
-  differ only in SEED (mean and t-interval across seeds) and :mod:`avplug.evaluation.claims` gives
-  each paper claim a verdict from those intervals;
+  measures (the estimators' ground truth); :mod:`avplug.evaluation.heldout_report`: held-out figures
+  as one Markdown table (chance, sample sizes, intervals);
+- :mod:`avplug.evaluation.downstream_protocols`: fine-tuning and linear-probe protocols on UCF101,
+  HMDB51 and ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
+  (``tools/evaluate.py``); :mod:`avplug.evaluation.progress`: their progress lines;
 - :mod:`avplug.evaluation.clips` and :mod:`avplug.evaluation.views`: decoding, augmentation and the
   test-time views (uniform temporal clips x left/center/right crops).
 
-Submodules are imported on use; importing this package loads nothing heavy.
+Sweeps of pretraining configs and their reports are the layer above, :mod:`avplug.experiments`;
+nothing here imports it.  Submodules are imported on use; importing this package loads nothing
+heavy.
 """

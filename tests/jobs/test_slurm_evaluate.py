@@ -67,7 +67,7 @@ def test_dry_run_prints_an_array_over_the_splits(tmp_path, capsys):
 
 @pytest.mark.slurm
 def test_split_array_and_aggregate_match_a_local_evaluation(tiny_esc50, tmp_path, monkeypatch):
-    from avplug.evaluation.downstream import run_evaluation
+    from avplug.evaluation.downstream_protocols import run_evaluation
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cfg = load_config("movie_tv.yaml", [*TINY, "EVAL.DOWNSTREAM.ROOT", str(tiny_esc50), "OUTPUT_DIR", str(tmp_path / "slurm")])

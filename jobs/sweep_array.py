@@ -5,11 +5,11 @@
 * a Slurm job array with one task per unfinished run (``submitit`` ``map_array``).  A task is the
   whole run: pretraining (over ``LAUNCH.PROCS_PER_NODE`` or one rank per GPU of one node), then on
   rank 0 the discrepancy measures and the downstream evaluation recipes
-  (:func:`avplug.evaluation.sweep.execute_run`).  :class:`SweepRunJob` is a submitit
+  (:func:`avplug.experiments.run_stages.execute_run`).  :class:`SweepRunJob` is a submitit
   ``Checkpointable``: a preempted or timed-out task requeues itself and the fresh copy resumes
   from the run's folder (the engine's last checkpoint, the stages already written);
 * a report job (``afterany`` the array) that copies every run's status into ``sweep.json`` and
-  writes the report (:func:`avplug.evaluation.reports.build_report`) into ``SWEEP_DIR/report``.
+  writes the report (:func:`avplug.experiments.reports.build_report`) into ``SWEEP_DIR/report``.
 
 Submitting the same sweep again submits only the runs that have not finished.  Logs go to
 ``SWEEP_DIR/slurm/<job id>/``, the code snapshot to ``SWEEP_DIR/code/``.
@@ -46,12 +46,9 @@ class SweepRunJob(submitit.helpers.Checkpointable):
         from avplug.engine import distributed as du
         from avplug.engine.log import setup_logging
         from avplug.engine.train import run_pretraining
-        from avplug.evaluation.sweep import (
-            execute_run,
-            pretrain_stage,
-            run_cfg,
-            run_dir,
-        )
+        from avplug.experiments.run_configs import run_cfg
+        from avplug.experiments.run_stages import execute_run, pretrain_stage
+        from avplug.experiments.sweep_record import run_dir
         from avplug.plugins import setup_plugins
 
         slurm.guard_signal_handlers()
@@ -88,8 +85,8 @@ def aggregate_sweep(sweep_dir: str) -> dict[str, Any]:
 
     Returns ``{"counts": {status: runs}, "report": path of report.md}``.
     """
-    from avplug.evaluation.reports import build_report
-    from avplug.evaluation.sweep import refresh_sweep_record
+    from avplug.experiments.reports import build_report
+    from avplug.experiments.sweep_record import refresh_sweep_record
 
     counts = refresh_sweep_record(sweep_dir)
     report = build_report([sweep_dir], Path(sweep_dir) / "report")
@@ -106,7 +103,7 @@ def submit_sweep(cfg: CfgNode, sweep_dir: str | os.PathLike, runs: Sequence[Mapp
     ``args.wait`` it follows the jobs and raises :class:`jobs.slurm.SlurmError` naming the runs
     that failed.
     """
-    from avplug.evaluation.sweep import is_finished
+    from avplug.experiments.run_stages import is_finished
 
     sweep_dir = Path(sweep_dir).resolve()
     todo = [dict(r) for r in runs if r.get("status") != "invalid" and not is_finished(sweep_dir, r)]

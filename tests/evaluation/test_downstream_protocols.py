@@ -9,10 +9,10 @@ import torch
 from scipy.stats import binomtest, norm
 from scipy.stats import t as t_dist
 
-import avplug.evaluation.downstream as downstream
+import avplug.evaluation.downstream_protocols as protocols
 from avplug.config import load_config
 from avplug.data.downstream import dataset_splits
-from avplug.evaluation.downstream import (
+from avplug.evaluation.downstream_protocols import (
     aggregate,
     compare_probes,
     fit_linear,
@@ -66,13 +66,13 @@ def test_shared_features_give_exactly_the_per_split_results(tiny_cfg, tiny_esc50
     """run_evaluation extracts every clip once for all folds; each fold's result is the one a run of that
     fold alone (extracting its own features) gives."""
     extracted = []
-    real = downstream.extract_features
+    real = protocols.extract_features
 
     def counting(cfg, backbone, dataset, device, what):
         extracted.extend(p for p, _ in dataset.samples)
         return real(cfg, backbone, dataset, device, what)
 
-    monkeypatch.setattr(downstream, "extract_features", counting)
+    monkeypatch.setattr(protocols, "extract_features", counting)
     cfg = tiny_cfg("ESC50", tiny_esc50, "EVAL.DOWNSTREAM.PROTOCOL", "linear")
     summary = run_evaluation(cfg, "none", [1, 2, 3])
     assert len(extracted) == len(set(extracted)) == 20  # every clip of the 5 folds, once

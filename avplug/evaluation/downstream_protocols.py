@@ -88,6 +88,7 @@ from avplug.evaluation.intervals import (
     proportion_interval,
     standard_error,
 )
+from avplug.evaluation.progress import Progress, format_duration
 from registry import BACKBONES
 
 logger = logging.getLogger(__name__)
@@ -194,31 +195,6 @@ def _amp(cfg, device: torch.device) -> tuple[contextlib.AbstractContextManager, 
     return torch.autocast("cuda", dtype=dtype), mode == "fp16"
 
 
-class _Progress:
-    """Log ``what: done/total, rate, ETA`` at most every ``every_s`` seconds and at the end."""
-
-    def __init__(self, what: str, total: int, unit: str, every_s: float = 30.0, *, log_end: bool = True) -> None:
-        self.what, self.total, self.unit, self.every_s, self.log_end = what, total, unit, every_s, log_end
-        self.start = self.last = time.perf_counter()
-        self.done = 0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.perf_counter()
-        if now - self.last >= self.every_s or (self.log_end and self.done >= self.total):
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            logger.info("%s: %d/%d %s, %.1f %s/s, ETA %s", self.what, self.done, self.total, self.unit, rate, self.unit, _hms(eta))
-
-
-def _hms(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    s = round(seconds)
-    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 def _loader(dataset: DownstreamClips, cfg, batch_size: int, *, shuffle: bool, seed: int, device: torch.device) -> DataLoader:
     workers = cfg.EVAL.DOWNSTREAM.NUM_WORKERS
     return DataLoader(
@@ -241,7 +217,7 @@ def _view_outputs(fn, loader: DataLoader, chunk: int, device: torch.device, amp,
     Batches of ``loader`` hold ``input [B, V, ...]``; the ``B * V`` views are run ``chunk`` at a time.
     """
     outputs, labels = [], []
-    progress = _Progress(what, len(loader.dataset), "samples")
+    progress = Progress(logger, what, len(loader.dataset), "samples")
     for batch in loader:
         x = batch["input"]
         b, v = x.shape[:2]
@@ -357,7 +333,7 @@ def finetune(
         loader = _loader(train_set, cfg, batch_size, shuffle=True, seed=cfg.SEED * 100_003 + epoch, device=device)
         classifier.train()
         epoch_start, losses, seen = time.perf_counter(), [], 0
-        progress = _Progress(f"epoch {epoch + 1}/{e.EPOCHS}", steps_per_epoch, "steps", every_s=60.0, log_end=False)
+        progress = Progress(logger, f"epoch {epoch + 1}/{e.EPOCHS}", steps_per_epoch, "steps", every_s=60.0, log_end=False)
         for i, batch in enumerate(loader):
             step = epoch * steps_per_epoch + i
             lr = warmup_cosine_lr(step, total_steps=total_steps, warmup_steps=warmup_steps, start_lr=e.WARMUP_START_LR, base_lr=e.BASE_LR)
@@ -382,7 +358,7 @@ def finetune(
         record = {"epoch": done, "loss": float(np.mean(losses)), "lr": lr, "clips_per_s": seen / max(elapsed, 1e-9)}
         logger.info(
             "epoch %d/%d loss %.4f lr %.4g %.1f clips/s ETA %s",
-            done, e.EPOCHS, record["loss"], lr, record["clips_per_s"], _hms(eta),
+            done, e.EPOCHS, record["loss"], lr, record["clips_per_s"], format_duration(eta),
         )
         with metrics_file.open("a") as f:
             f.write(json.dumps(record) + "\n")

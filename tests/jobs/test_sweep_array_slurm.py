@@ -1,4 +1,4 @@
-"""jobs.sweep against a real Slurm cluster: an array task per unfinished run, then the report job.
+"""jobs.sweep_array against a real Slurm cluster: an array task per unfinished run, then the report job.
 
 The runs here need no data: two finish locally with stand-in stages, and the array task of the
 third fails on the cluster (its snippet store does not exist), which the report job and --wait
@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 
 from avplug.config import CONFIG_DIR, load_config
-from avplug.evaluation import sweep as sw
+from avplug.experiments.local_sweep import run_sweep
+from avplug.experiments.planning import plan_runs
+from avplug.experiments.presets import sampler_point
+from avplug.experiments.sweep_record import read_sweep_record, update_sweep_record
 from jobs import slurm
-from jobs.sweep import submit_sweep
+from jobs.sweep_array import submit_sweep
 
 pytestmark = pytest.mark.slurm
 
@@ -39,10 +42,10 @@ def _discrepancy(cfg, weights, out, device):
 def test_sweep_array_runs_unfinished_runs_and_the_report_job_records_them(shared_tmp, capsys):
     opts = ["DATA.STORE_DIR", str(shared_tmp / "no-store"), "DATA.CATALOG_DIR", str(shared_tmp / "no-catalog"),
             "DATA.NUM_WORKERS", "0"]
-    runs = sw.plan_runs([sw.sampler_point(4), sw.sampler_point(8)], cfg_file=DEMO, opts=opts)
+    runs = plan_runs([sampler_point(4), sampler_point(8)], cfg_file=DEMO, opts=opts)
     out = shared_tmp / "sweep"
-    runs = sw.update_sweep_record(out, runs)
-    assert sw.run_sweep(out, runs, pretrain=_pretrain, discrepancy=_discrepancy)["k4_w0"] == "failed"
+    runs = update_sweep_record(out, runs)
+    assert run_sweep(out, runs, pretrain=_pretrain, discrepancy=_discrepancy)["k4_w0"] == "failed"
 
     args = argparse.Namespace(dry_run=False, wait=True, array_parallelism=None, partition=None, account=None, qos=None,
                               time=15, constraint=None, mem_gb=None, gpus_per_node=0, cpus_per_task=1,
@@ -54,7 +57,7 @@ def test_sweep_array_runs_unfinished_runs_and_the_report_job_records_them(shared
 
     state = json.loads((out / "k4_w0" / "run.json").read_text())
     assert state["status"] == "failed" and "no-store" in state["error"]
-    record = sw.read_sweep_record(out)
+    record = read_sweep_record(out)
     assert {r["name"]: r["status"] for r in record["runs"]} == {"random_init": "finished", "k4_w0": "failed", "k8_w0": "finished"}
     assert (out / "report" / "report.md").is_file() and (out / "report" / "table1.csv").is_file()
     assert (out / "code").is_dir() and list((out / "slurm").iterdir())

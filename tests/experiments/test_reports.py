@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from avplug.evaluation import reports as rp
+from avplug.experiments.reports import build_report
+from avplug.experiments.seeds import DATASETS
 
 MEASURES = ("KL(S-||S+)", "KL(S!=||S+)", "KL(S-||S!=)", "gap")
 
@@ -38,7 +39,7 @@ def write_metrics(run: Path, losses, measures=None, step=None, garbage: bool = F
 
 def write_result(run: Path, dataset: str, top1, protocol: str = "finetune", weights: str = "ckpt.pth",
                  ci=(None, None), chance: float = 0.1, clips: int = 200) -> None:
-    """An aggregate results.json as avplug.evaluation.downstream.run_evaluation writes it."""
+    """An aggregate results.json as avplug.evaluation.downstream_protocols.run_evaluation writes it."""
     top1 = list(top1) if isinstance(top1, (list, tuple)) else [top1]
     splits = list(range(1, len(top1) + 1))
     mean = sum(top1) / len(top1)
@@ -80,7 +81,7 @@ def sweep_dir(tmp_path) -> Path:
     write_config(run, 16)
     write_state(run, "finished")
     (run / "discrepancy.json").write_text(json.dumps({**dict(zip(MEASURES, (0.05, 0.18, 0.04, 0.13))), "weights": "none"}))
-    for ds, v in zip(rp.DATASETS, (0.20, 0.30, 0.40)):
+    for ds, v in zip(DATASETS, (0.20, 0.30, 0.40)):
         write_result(run, ds, v, weights="none")
     (run / "results.json").write_text(json.dumps({"name": "random_init", "baseline": True, "checkpoint": "none"}))
 
@@ -94,7 +95,7 @@ def sweep_dir(tmp_path) -> Path:
         write_config(run, k, w, sampler or "HierarchicalSampler")
         write_state(run, "finished")
         write_metrics(run, [5.0 - 0.1 * i - 0.2 * s for s in range(10)], measures[name], garbage=name == "k4_w0")
-        for ds, v in zip(rp.DATASETS, PAPER[name]):
+        for ds, v in zip(DATASETS, PAPER[name]):
             write_result(run, ds, v)
     # the k16_w0 run's final model was measured again by the sweep: discrepancy.json wins over the record
     (root / "k16_w0" / "discrepancy.json").write_text(json.dumps(dict(zip(MEASURES, (0.31, 0.81, 0.21, 0.51)))))
@@ -108,7 +109,7 @@ def sweep_dir(tmp_path) -> Path:
         write_config(run, k, 0, "IIDSampler" if k == 1 else "HierarchicalSampler", sigma=sigma, normalize=normalize, tau=tau)
         write_state(run, "finished")
         write_metrics(run, [4.0, 3.5], (0.3, 0.9, 0.2, 0.6))
-        for ds, v in zip(rp.DATASETS, accs):
+        for ds, v in zip(DATASETS, accs):
             write_result(run, ds, v)
 
     run = add("k8_w0", {"SAMPLER.K": 8, "SAMPLER.WINDOW": 0})  # evaluated on two ESC folds, no HMDB51 yet
@@ -135,7 +136,7 @@ def _md_rows(markdown: str, title: str) -> list[list[str]]:
 
 
 def test_table1_rows_values_and_order(sweep_dir, tmp_path):
-    report = rp.build_report([sweep_dir], tmp_path / "report")
+    report = build_report([sweep_dir], tmp_path / "report")
     rows = _md_rows(report["markdown"], "Table 1")
     assert [r[0] for r in rows] == ["random_init", "k1_iid_w0", "k4_w0", "k8_w0", "k16_w0", "k32_w0", "k16_w64", "k16_w256", "k4_w4"]
     by_run = {r[0]: r[1:] for r in rows}
@@ -163,7 +164,7 @@ def test_table1_rows_values_and_order(sweep_dir, tmp_path):
 
 
 def test_table2_sigma_and_tau_rows(sweep_dir, tmp_path):
-    report = rp.build_report([sweep_dir], tmp_path / "report")
+    report = build_report([sweep_dir], tmp_path / "report")
     rows = _md_rows(report["markdown"], "Table 2")
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         ("k1_iid_w0", "1", "0", "unnormalized"), ("k16_w0", "16", "0", "unnormalized"),
@@ -179,7 +180,7 @@ def test_table2_sigma_and_tau_rows(sweep_dir, tmp_path):
 
 
 def test_figure1_curves_use_the_final_measures(sweep_dir, tmp_path):
-    rp.build_report([sweep_dir], tmp_path / "report")
+    build_report([sweep_dir], tmp_path / "report")
     fig_k = _csv(tmp_path / "report" / "fig1_k.csv")
     assert list(fig_k[0]) == ["series", "k", "run", *MEASURES]
     m_n = [(r["k"], r["run"], r["KL(S-||S!=)"], r["gap"]) for r in fig_k if r["series"] == "w = M_n"]
@@ -195,7 +196,7 @@ def test_figure1_curves_use_the_final_measures(sweep_dir, tmp_path):
 
 
 def test_figure3_loss_curves_and_valid_pngs(sweep_dir, tmp_path):
-    report = rp.build_report([sweep_dir], tmp_path / "report")
+    report = build_report([sweep_dir], tmp_path / "report")
     out = tmp_path / "report"
     for name in ("fig1_k.png", "fig1_w.png", "fig3_k.png", "fig3_w.png", "fig3_adjacent.png"):
         assert report["files"][name] == str(out / name)
@@ -217,7 +218,7 @@ def test_figure3_loss_curves_and_valid_pngs(sweep_dir, tmp_path):
 
 
 def test_all_runs_table_statuses_and_notes(sweep_dir, tmp_path):
-    report = rp.build_report([sweep_dir], tmp_path / "report")
+    report = build_report([sweep_dir], tmp_path / "report")
     runs = {r["run"]: r for r in _csv(tmp_path / "report" / "runs.csv")}
     assert len(runs) == 13 and report["runs"] == 13
     assert runs["k64_w0"]["status"] == "invalid" and runs["k32_w0"]["status"] == "planned" and runs["k8_w0"]["status"] == "running"
@@ -234,7 +235,7 @@ def test_run_folders_without_a_sweep_and_nothing_at_all(tmp_path):
         write_config(run, k, 0, "IIDSampler" if k == 1 else "HierarchicalSampler", catalog=f"/data/cat{k}")
         write_metrics(run, [3.0, 2.0], (0.1, 0.2, 0.3, 0.4) if k == 4 else None)
         write_result(run, "UCF101", 0.5 + k / 100, protocol="linear")
-    report = rp.build_report([runs / "mine_k4", runs], tmp_path / "r1")  # the k4 folder named twice: once in the report
+    report = build_report([runs / "mine_k4", runs], tmp_path / "r1")  # the k4 folder named twice: once in the report
     assert report["runs"] == 2
     rows = _md_rows(report["markdown"], "Table 1")
     assert [r[0] for r in rows] == ["mine_k1", "mine_k4"]
@@ -243,7 +244,7 @@ def test_run_folders_without_a_sweep_and_nothing_at_all(tmp_path):
     assert "fig1_w.png" not in report["files"] and "no runs for this curve" in report["markdown"]
     assert "Table 2**: no run with color jitter" in report["markdown"]
 
-    empty = rp.build_report([tmp_path / "nothing", tmp_path / "r1"], tmp_path / "r2")
+    empty = build_report([tmp_path / "nothing", tmp_path / "r1"], tmp_path / "r2")
     assert empty["runs"] == 0
     assert any("nothing: not found" in n for n in empty["notes"])
     assert _csv(tmp_path / "r2" / "table1.csv") == [] and (tmp_path / "r2" / "report.md").is_file()
@@ -256,7 +257,7 @@ def test_unreadable_files_are_notes(tmp_path):
     (run / "eval" / "x").mkdir(parents=True)
     (run / "eval" / "x" / "results.json").write_text("[]")
     (run / "metrics.jsonl").write_text("garbage\n")
-    report = rp.build_report([run], tmp_path / "r")
+    report = build_report([run], tmp_path / "r")
     assert report["runs"] == 1
     assert any("discrepancy.json: unreadable" in n for n in report["notes"])
     assert _md_rows(report["markdown"], "Table 1") == [["broken", "4", "M_n", "-", "-", "-"]]
@@ -335,7 +336,7 @@ def seed_sweep(tmp_path) -> Path:
             write_heldout(run, kl, gap, r1, ci=own, counts=(10.0, 460.0) if seed == 2 else (10, 460))  # as metrics.jsonl
             if loss is not None:  # 2 epochs of 10 steps; the last epoch's losses average to `loss`
                 write_metrics(run, [5.0 - 0.1 * s for s in range(10)] + [loss + d for d in (-0.09, 0.09) * 5])
-            for ds, top1 in zip(rp.DATASETS, probes):
+            for ds, top1 in zip(DATASETS, probes):
                 write_result(run, ds, top1, weights="none" if baseline else "ckpt.pth", ci=(top1 - 0.03, top1 + 0.03),
                              chance={"HMDB51": 1 / 51, "ESC50": 1 / 50, "UCF101": 1 / 101}[ds], clips=300)
     run = root / "k16_w0_seed3"  # not finished: left out of the aggregation
@@ -353,7 +354,7 @@ def _seed_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
 
 
 def test_seed_points_mean_and_t_interval_across_seeds(seed_sweep, tmp_path):
-    report = rp.build_report([seed_sweep], tmp_path / "rep")
+    report = build_report([seed_sweep], tmp_path / "rep")
     rows = _seed_rows(tmp_path / "rep" / "seeds_measures.csv")
     assert {p for p, _ in rows} == {"random_init", "k1_iid_w0", "k4_w0", "k16_w0", "k4_w4", "k16_w16"}
     kl = rows[("k1_iid_w0", "KL(S-||S!=)")]
@@ -382,7 +383,7 @@ def test_seed_points_mean_and_t_interval_across_seeds(seed_sweep, tmp_path):
 
 
 def test_seed_table1_probes_with_intervals_baseline_and_chance(seed_sweep, tmp_path):
-    report = rp.build_report([seed_sweep], tmp_path / "rep")
+    report = build_report([seed_sweep], tmp_path / "rep")
     rows = _md_rows(report["markdown"], "Seed-aggregated Table 1")
     assert [r[0] for r in rows] == ["random_init", "k1_iid_w0", "k4_w0", "k16_w0", "k4_w4", "k16_w16", "chance"]
     by_point = {r[0]: r[1:] for r in rows}
@@ -401,7 +402,7 @@ def _verdicts(path: Path) -> dict[tuple[str, str], str]:
 
 
 def test_claims_verdicts_from_planted_intervals(seed_sweep, tmp_path):
-    report = rp.build_report([seed_sweep], tmp_path / "rep")
+    report = build_report([seed_sweep], tmp_path / "rep")
     got = _verdicts(tmp_path / "rep" / "claims.csv")
     assert got == {
         ("Figure 1a", "KL(S-||S!=) is lower at k = 16 than at k = 1"): "reproduced",  # 0.20 +- 0.05 vs 0.62 +- 0.05
@@ -433,7 +434,7 @@ def test_claims_verdicts_from_planted_intervals(seed_sweep, tmp_path):
 
 
 def test_seed_figures_are_pngs_and_the_loss_band_is_the_mean_over_seeds(seed_sweep, tmp_path):
-    report = rp.build_report([seed_sweep], tmp_path / "rep")
+    report = build_report([seed_sweep], tmp_path / "rep")
     for name in ("seeds_fig1a.png", "seeds_fig1c.png", "seeds_fig3a.png"):
         with Image.open(report["files"][name]) as image:
             assert image.format == "PNG" and image.size[0] > 300
@@ -446,8 +447,8 @@ def test_seed_figures_are_pngs_and_the_loss_band_is_the_mean_over_seeds(seed_swe
 
 
 def test_verdict_rules():
-    from avplug.evaluation.claims import NOT_MEASURED, NOT_RESOLVED, OPPOSITE, REPRODUCED, verdict
-    from avplug.evaluation.seeds import Estimate, across_seeds
+    from avplug.experiments.claims import NOT_MEASURED, NOT_RESOLVED, OPPOSITE, REPRODUCED, verdict
+    from avplug.experiments.seeds import Estimate, across_seeds
 
     low, high, touching, none = Estimate(1.0, 0.8, 1.2), Estimate(2.0, 1.5, 2.5), Estimate(1.6, 1.2, 2.0), Estimate(1.0)
     assert verdict(low, high, "<") == REPRODUCED and verdict(high, low, "<") == OPPOSITE

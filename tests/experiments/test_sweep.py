@@ -7,8 +7,18 @@ from pathlib import Path
 import pytest
 
 from avplug.config import CONFIG_DIR
-from avplug.evaluation import sweep as sw
-from avplug.evaluation.sweep import CatalogStats, SweepError
+from avplug.experiments import SweepError
+from avplug.experiments.catalog_fit import CatalogStats, fit_to_catalog
+from avplug.experiments.grids import combine_points, expand_grid, filter_points, parse_grid
+from avplug.experiments.local_sweep import run_sweep
+from avplug.experiments.planning import baseline_points, make_run, plan_runs
+from avplug.experiments.presets import preset_points, sampler_point
+from avplug.experiments.run_configs import check_run_dir, eval_cfg, eval_names, opts_of, run_cfg
+from avplug.experiments.run_folders import read_run
+from avplug.experiments.run_names import run_name, unique_names
+from avplug.experiments.run_stages import discrepancy_stage, execute_run, is_finished
+from avplug.experiments.sweep_record import read_sweep_record, refresh_sweep_record, sweep_status, update_sweep_record
+from jobs.sweep_array import submit_sweep
 
 DEMO = str(CONFIG_DIR / "demo.yaml")
 EVAL_DEMO = str(CONFIG_DIR / "eval_demo.yaml")
@@ -18,43 +28,43 @@ EVAL_DEMO = str(CONFIG_DIR / "eval_demo.yaml")
 # Grids and presets (pure)
 # ---------------------------------------------------------------------------------------------
 def test_parse_grid_values():
-    assert sw.parse_grid("SAMPLER.K=1,4,8") == ("SAMPLER.K", [1, 4, 8])
-    assert sw.parse_grid("INPUT.VIDEO.COLOR_JITTER=0, 0.5,1.0") == ("INPUT.VIDEO.COLOR_JITTER", [0, 0.5, 1.0])
-    assert sw.parse_grid("LOSS.NORMALIZE=True,False") == ("LOSS.NORMALIZE", [True, False])
-    assert sw.parse_grid("SAMPLER.NAME=IIDSampler,HierarchicalSampler") == ("SAMPLER.NAME", ["IIDSampler", "HierarchicalSampler"])
-    assert sw.parse_grid("EVAL.DOWNSTREAM.SCALE_JITTER=(64,80),(70, 90)") == ("EVAL.DOWNSTREAM.SCALE_JITTER", [(64, 80), (70, 90)])
+    assert parse_grid("SAMPLER.K=1,4,8") == ("SAMPLER.K", [1, 4, 8])
+    assert parse_grid("INPUT.VIDEO.COLOR_JITTER=0, 0.5,1.0") == ("INPUT.VIDEO.COLOR_JITTER", [0, 0.5, 1.0])
+    assert parse_grid("LOSS.NORMALIZE=True,False") == ("LOSS.NORMALIZE", [True, False])
+    assert parse_grid("SAMPLER.NAME=IIDSampler,HierarchicalSampler") == ("SAMPLER.NAME", ["IIDSampler", "HierarchicalSampler"])
+    assert parse_grid("EVAL.DOWNSTREAM.SCALE_JITTER=(64,80),(70, 90)") == ("EVAL.DOWNSTREAM.SCALE_JITTER", [(64, 80), (70, 90)])
 
 
 @pytest.mark.parametrize("text", ["SAMPLER.K", "k=1,2", "SAMPLER.K=", "SAMPLER.K=1,,2", "SAMPLER.K=4,4", "=1,2"])
 def test_parse_grid_rejects(text):
     with pytest.raises(SweepError, match="grid"):
-        sw.parse_grid(text)
+        parse_grid(text)
 
 
 def test_expand_grid_is_the_cartesian_product_first_axis_slowest():
-    points = sw.expand_grid([("SAMPLER.K", [4, 8]), ("SAMPLER.WINDOW", [0, 16, 32])])
+    points = expand_grid([("SAMPLER.K", [4, 8]), ("SAMPLER.WINDOW", [0, 16, 32])])
     assert points == [
         {"SAMPLER.K": 4, "SAMPLER.WINDOW": 0}, {"SAMPLER.K": 4, "SAMPLER.WINDOW": 16}, {"SAMPLER.K": 4, "SAMPLER.WINDOW": 32},
         {"SAMPLER.K": 8, "SAMPLER.WINDOW": 0}, {"SAMPLER.K": 8, "SAMPLER.WINDOW": 16}, {"SAMPLER.K": 8, "SAMPLER.WINDOW": 32},
     ]
-    assert sw.expand_grid([]) == [{}]
+    assert expand_grid([]) == [{}]
     with pytest.raises(SweepError, match="more than once"):
-        sw.expand_grid([("SAMPLER.K", [1]), ("SAMPLER.K", [4])])
+        expand_grid([("SAMPLER.K", [1]), ("SAMPLER.K", [4])])
 
 
 def test_combine_and_filter_points():
-    preset = sw.preset_points("fig1-k")
-    seeds = sw.expand_grid([("SEED", [0, 1])])
-    both = sw.combine_points(preset, seeds)
+    preset = preset_points("fig1-k")
+    seeds = expand_grid([("SEED", [0, 1])])
+    both = combine_points(preset, seeds)
     assert len(both) == 2 * len(preset) and both[1] == {**preset[0], "SEED": 1}
     with pytest.raises(SweepError, match="both"):
-        sw.combine_points(preset, [{"SAMPLER.K": 2}])
-    kept = sw.filter_points(preset, {"SAMPLER.K": [1, 4, 8.0]})
+        combine_points(preset, [{"SAMPLER.K": 2}])
+    kept = filter_points(preset, {"SAMPLER.K": [1, 4, 8.0]})
     assert [p["SAMPLER.K"] for p in kept] == [1, 4, 8]
     # a key the point does not set is compared by the base cfg's value
-    assert sw.filter_points([{"SAMPLER.K": 4}, {"SAMPLER.K": 8}], {"SEED": [0]}, {"SEED": 0}) == [{"SAMPLER.K": 4}, {"SAMPLER.K": 8}]
-    assert sw.filter_points([{"SAMPLER.K": 4}], {"SEED": [1]}, {"SEED": 0}) == []
-    assert sw.filter_points([{"LOSS.NORMALIZE": True}], {"LOSS.NORMALIZE": [1]}) == []  # bool is not a number here
+    assert filter_points([{"SAMPLER.K": 4}, {"SAMPLER.K": 8}], {"SEED": [0]}, {"SEED": 0}) == [{"SAMPLER.K": 4}, {"SAMPLER.K": 8}]
+    assert filter_points([{"SAMPLER.K": 4}], {"SEED": [1]}, {"SEED": 0}) == []
+    assert filter_points([{"LOSS.NORMALIZE": True}], {"LOSS.NORMALIZE": [1]}) == []  # bool is not a number here
 
 
 def _kw(points):
@@ -62,64 +72,64 @@ def _kw(points):
 
 
 def test_presets_are_the_papers_grids():
-    t1 = sw.preset_points("table1")
+    t1 = preset_points("table1")
     assert _kw(t1) == [(1, 0), (4, 0), (8, 0), (16, 0), (32, 0), (64, 0),
                        (16, 64), (16, 128), (16, 256), (16, 512), (16, 1024), (16, 2048),
                        (4, 4), (16, 16), (64, 64)]
     assert all(p["SAMPLER.NAME"] == ("IIDSampler" if p["SAMPLER.K"] == 1 else "HierarchicalSampler") for p in t1)
-    assert _kw(sw.preset_points("fig1-k")) == [(k, 0) for k in (1, 4, 8, 16, 32, 64)]
-    assert _kw(sw.preset_points("fig1-w")) == [(16, w) for w in (64, 128, 256, 512, 1024, 2048)] + [(16, 0)]
-    t2 = sw.preset_points("table2")
+    assert _kw(preset_points("fig1-k")) == [(k, 0) for k in (1, 4, 8, 16, 32, 64)]
+    assert _kw(preset_points("fig1-w")) == [(16, w) for w in (64, 128, 256, 512, 1024, 2048)] + [(16, 0)]
+    t2 = preset_points("table2")
     rows = [(p["SAMPLER.K"], p["INPUT.VIDEO.COLOR_JITTER"], p.get("LOSS.NORMALIZE", False), p.get("LOSS.TEMPERATURE")) for p in t2]
     assert rows == [(1, 0.0, False, None), (16, 0.0, False, None), (1, 1.0, False, None), (16, 0.5, False, None),
                     (16, 1.0, False, None), (16, 0.0, True, 0.07), (16, 0.0, True, 0.3)]
     with pytest.raises(SweepError, match="unknown preset"):
-        sw.preset_points("table9")
+        preset_points("table9")
 
 
 def test_repro_cpu_preset_with_three_seeds_and_a_baseline_per_seed():
-    points = sw.preset_points("repro-cpu")
+    points = preset_points("repro-cpu")
     assert _kw(points) == [(1, 0), (4, 0), (16, 0), (4, 4), (16, 16)]
     assert [p["SAMPLER.NAME"] for p in points] == ["IIDSampler"] + ["HierarchicalSampler"] * 4
     # the demo catalog (titles of 46 snippets) supports every point
-    assert _kw(sw.fit_to_catalog(points, CatalogStats.from_lengths([46] * 30))[0]) == _kw(points)
-    seeded = sw.combine_points(points, sw.expand_grid([sw.parse_grid("SEED=0,1,2")]))
-    assert sw.baseline_points(seeded) == [{"SEED": 0}, {"SEED": 1}, {"SEED": 2}]
-    assert sw.baseline_points(points) == [{}]
-    runs = sw.plan_runs(seeded, cfg_file=DEMO, evals=[EVAL_DEMO])
+    assert _kw(fit_to_catalog(points, CatalogStats.from_lengths([46] * 30))[0]) == _kw(points)
+    seeded = combine_points(points, expand_grid([parse_grid("SEED=0,1,2")]))
+    assert baseline_points(seeded) == [{"SEED": 0}, {"SEED": 1}, {"SEED": 2}]
+    assert baseline_points(points) == [{}]
+    runs = plan_runs(seeded, cfg_file=DEMO, evals=[EVAL_DEMO])
     assert [r["name"] for r in runs[:4]] == ["random_init_seed0", "random_init_seed1", "random_init_seed2", "k1_iid_w0_seed0"]
     assert len(runs) == 18 and [r["baseline"] for r in runs].count(True) == 3 and runs[1]["overrides"] == {"SEED": 1}
     assert runs[-1]["name"] == "k16_w16_seed2" and not any(r.get("status") == "invalid" for r in runs)
-    assert sw.run_cfg(runs[2], Path("/tmp/x")).SEED == 2  # each baseline draws its own random weights
+    assert run_cfg(runs[2], Path("/tmp/x")).SEED == 2  # each baseline draws its own random weights
 
 
 def test_fit_to_catalog_drops_what_a_small_catalog_cannot_support():
     stats = CatalogStats.from_lengths([30, 37, 37, 40])  # the demo: about 37 snippets per title
     assert (stats.median_snippets, stats.max_snippets) == (37, 40)
-    kept, notes = sw.fit_to_catalog(sw.preset_points("table1"), stats)
+    kept, notes = fit_to_catalog(preset_points("table1"), stats)
     assert _kw(kept) == [(1, 0), (4, 0), (8, 0), (16, 0), (32, 0), (4, 4), (16, 16)]
     assert len(notes) == 15 - 7
     assert any("k64_w0" in n and "median title length" in n for n in notes)
     assert any("k16_w64" in n and "longest title" in n for n in notes)
     # a catalog of paper-length titles keeps everything; no catalog: kept as given, with a note
-    assert len(sw.fit_to_catalog(sw.preset_points("table1"), CatalogStats.from_lengths([1969, 2500, 3000]))[0]) == 15
-    kept, notes = sw.fit_to_catalog(sw.preset_points("fig1-k"), None)
+    assert len(fit_to_catalog(preset_points("table1"), CatalogStats.from_lengths([1969, 2500, 3000]))[0]) == 15
+    kept, notes = fit_to_catalog(preset_points("fig1-k"), None)
     assert len(kept) == 6 and "unfitted" in notes[0]
     with pytest.raises(SweepError):
         CatalogStats.from_lengths([])
 
 
 def test_run_names_are_readable_and_unique():
-    assert sw.run_name({"SAMPLER.K": 4, "SAMPLER.WINDOW": 0}) == "k4_w0"
-    assert sw.run_name(sw.sampler_point(1)) == "k1_iid_w0"
-    assert sw.run_name(sw.sampler_point(16, 64)) == "k16_w64"
-    assert sw.run_name(sw.preset_points("table2")[5]) == "k16_w0_sigma0_l2on_tau0.07"
-    assert sw.run_name({"SOLVER.BASE_LR": 0.01, "SAMPLER.NAME": "SceneAwareSampler"}) == "base-lr0.01_sceneaware"
-    assert sw.run_name({"DATA.GENRES": ["Drama", "Sci-Fi"]}) == "genresDramaxSci-Fi"
-    assert sw.run_name({"OUTPUT_TAG": "a b/c"}) == "output-taga-b-c"
-    assert sw.run_name({}) == "base"
-    assert sw.unique_names([{"SAMPLER.K": 4}, {"SAMPLER.K": 4}, {}], taken=["base"]) == ["k4", "k4-2", "base-2"]
-    assert sw.opts_of({"SAMPLER.K": 4, "SAMPLER.NAME": "IIDSampler", "LOSS.NORMALIZE": True}) == [
+    assert run_name({"SAMPLER.K": 4, "SAMPLER.WINDOW": 0}) == "k4_w0"
+    assert run_name(sampler_point(1)) == "k1_iid_w0"
+    assert run_name(sampler_point(16, 64)) == "k16_w64"
+    assert run_name(preset_points("table2")[5]) == "k16_w0_sigma0_l2on_tau0.07"
+    assert run_name({"SOLVER.BASE_LR": 0.01, "SAMPLER.NAME": "SceneAwareSampler"}) == "base-lr0.01_sceneaware"
+    assert run_name({"DATA.GENRES": ["Drama", "Sci-Fi"]}) == "genresDramaxSci-Fi"
+    assert run_name({"OUTPUT_TAG": "a b/c"}) == "output-taga-b-c"
+    assert run_name({}) == "base"
+    assert unique_names([{"SAMPLER.K": 4}, {"SAMPLER.K": 4}, {}], taken=["base"]) == ["k4", "k4-2", "base-2"]
+    assert opts_of({"SAMPLER.K": 4, "SAMPLER.NAME": "IIDSampler", "LOSS.NORMALIZE": True}) == [
         "SAMPLER.K", "4", "SAMPLER.NAME", "IIDSampler", "LOSS.NORMALIZE", "True"]
 
 
@@ -127,8 +137,8 @@ def test_run_names_are_readable_and_unique():
 # Planning and the record
 # ---------------------------------------------------------------------------------------------
 def test_plan_runs_records_invalid_points_and_goes_on(tmp_path):
-    points = [sw.sampler_point(4), sw.sampler_point(64), {"SAMPLER.K": 4, "SAMPLER.WINDOW": 2}]
-    runs = sw.plan_runs(points, cfg_file=DEMO, evals=[EVAL_DEMO])
+    points = [sampler_point(4), sampler_point(64), {"SAMPLER.K": 4, "SAMPLER.WINDOW": 2}]
+    runs = plan_runs(points, cfg_file=DEMO, evals=[EVAL_DEMO])
     assert [r["name"] for r in runs] == ["random_init", "k4_w0", "k64_w0", "k4_w2"]
     assert runs[0]["baseline"] and runs[0]["overrides"] == {}
     assert "status" not in runs[1]
@@ -136,35 +146,35 @@ def test_plan_runs_records_invalid_points_and_goes_on(tmp_path):
     assert runs[2]["status"] == "invalid" and "SOLVER.BATCH_SIZE" in runs[2]["error"] and "multiple of SAMPLER.K = 64" in runs[2]["error"]
     assert runs[3]["status"] == "invalid" and "SAMPLER.WINDOW" in runs[3]["error"]
     # the per-rank batch is checked against the world size too
-    assert sw.plan_runs([sw.sampler_point(8)], cfg_file=DEMO, baseline=False, world_size=8)[0]["status"] == "invalid"
+    assert plan_runs([sampler_point(8)], cfg_file=DEMO, baseline=False, world_size=8)[0]["status"] == "invalid"
 
-    recorded = sw.update_sweep_record(tmp_path, runs, ["a note"])
+    recorded = update_sweep_record(tmp_path, runs, ["a note"])
     record = json.loads((tmp_path / "sweep.json").read_text())
     assert [r["name"] for r in record["runs"]] == [r["name"] for r in recorded] == ["random_init", "k4_w0", "k64_w0", "k4_w2"]
     assert record["notes"] == ["a note"]
-    status = {r["name"]: r["status"] for r in sw.sweep_status(tmp_path)}
+    status = {r["name"]: r["status"] for r in sweep_status(tmp_path)}
     assert status == {"random_init": "planned", "k4_w0": "planned", "k64_w0": "invalid", "k4_w2": "invalid"}
     # a later request adds runs, keeps the old ones, and replaces the evaluation recipes
-    more = sw.plan_runs([sw.sampler_point(8)], cfg_file=DEMO, evals=[])
-    recorded = sw.update_sweep_record(tmp_path, more)
+    more = plan_runs([sampler_point(8)], cfg_file=DEMO, evals=[])
+    recorded = update_sweep_record(tmp_path, more)
     assert [r["name"] for r in recorded] == ["random_init", "k8_w0"] and recorded[0]["evals"] == []
-    assert len(sw.read_sweep_record(tmp_path)["runs"]) == 5
+    assert len(read_sweep_record(tmp_path)["runs"]) == 5
     # validity follows the latest request (here: the world size that the batch must divide)
-    assert sw.update_sweep_record(tmp_path, sw.plan_runs([sw.sampler_point(8)], cfg_file=DEMO, evals=[], world_size=8))[1]["status"] == "invalid"
-    assert "status" not in sw.update_sweep_record(tmp_path, more)[1]
+    assert update_sweep_record(tmp_path, plan_runs([sampler_point(8)], cfg_file=DEMO, evals=[], world_size=8))[1]["status"] == "invalid"
+    assert "status" not in update_sweep_record(tmp_path, more)[1]
     # the same name with other settings is refused
-    other = sw.plan_runs([sw.sampler_point(8)], cfg_file=DEMO, opts=["SEED", "3"], baseline=False)
+    other = plan_runs([sampler_point(8)], cfg_file=DEMO, opts=["SEED", "3"], baseline=False)
     with pytest.raises(SweepError, match="k8_w0.*other settings"):
-        sw.update_sweep_record(tmp_path, other)
+        update_sweep_record(tmp_path, other)
 
 
 def test_eval_cfg_carries_the_runs_overrides(tmp_path):
-    run = sw.make_run("k8_w0", sw.sampler_point(8), cfg_file=DEMO, opts=["SEED", "5"], evals=[EVAL_DEMO])
-    cfg = sw.eval_cfg(run, tmp_path, EVAL_DEMO, "eval_demo")
+    run = make_run("k8_w0", sampler_point(8), cfg_file=DEMO, opts=["SEED", "5"], evals=[EVAL_DEMO])
+    cfg = eval_cfg(run, tmp_path, EVAL_DEMO, "eval_demo")
     assert cfg.EVAL.DOWNSTREAM.PROTOCOL == "linear" and cfg.SAMPLER.K == 8 and cfg.SEED == 5
     assert Path(cfg.OUTPUT_DIR) == (tmp_path / "k8_w0" / "eval" / "eval_demo").resolve()
-    assert sw.run_cfg(run, tmp_path).OUTPUT_DIR == str((tmp_path / "k8_w0").resolve())
-    assert sw.eval_names(["a/eval_demo.yaml", "b/eval_demo.yaml", "eval_x.yaml"]) == ["eval_demo", "eval_demo-2", "eval_x"]
+    assert run_cfg(run, tmp_path).OUTPUT_DIR == str((tmp_path / "k8_w0").resolve())
+    assert eval_names(["a/eval_demo.yaml", "b/eval_demo.yaml", "eval_x.yaml"]) == ["eval_demo", "eval_demo-2", "eval_x"]
 
 
 def test_check_run_dir_names_the_keys_that_differ(tmp_path):
@@ -173,9 +183,9 @@ def test_check_run_dir_names_the_keys_that_differ(tmp_path):
     out = tmp_path / "k4"
     (out / "checkpoints").mkdir(parents=True)
     write_config(load_config(DEMO, ["SAMPLER.K", "4"]), out)
-    sw.check_run_dir(load_config(DEMO, ["SAMPLER.K", "4"]), out)
+    check_run_dir(load_config(DEMO, ["SAMPLER.K", "4"]), out)
     with pytest.raises(SweepError, match=r"SAMPLER.K: 4 -> 8"):
-        sw.check_run_dir(load_config(DEMO, ["SAMPLER.K", "8"]), out)
+        check_run_dir(load_config(DEMO, ["SAMPLER.K", "8"]), out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,24 +241,24 @@ class FakeStages:
 
 
 def _plan(tmp_path, evals):
-    runs = sw.plan_runs([sw.sampler_point(4), sw.sampler_point(8), sw.sampler_point(64)], cfg_file=DEMO, evals=evals)
-    return sw.update_sweep_record(tmp_path, runs)
+    runs = plan_runs([sampler_point(4), sampler_point(8), sampler_point(64)], cfg_file=DEMO, evals=evals)
+    return update_sweep_record(tmp_path, runs)
 
 
 def test_run_sweep_skips_finished_runs_and_resumes_failed_and_interrupted_ones(tmp_path):
     runs = _plan(tmp_path, [EVAL_DEMO])
     fake = FakeStages(fail_once={"k4_w0"})
-    final = sw.run_sweep(tmp_path, runs, **fake.kwargs())
+    final = run_sweep(tmp_path, runs, **fake.kwargs())
     assert final == {"random_init": "finished", "k4_w0": "failed", "k8_w0": "finished", "k64_w0": "invalid"}
     assert fake.calls["pretrain"] == ["k4_w0", "k8_w0"]  # the baseline is not pretrained; the invalid run not run
     state = json.loads((tmp_path / "k4_w0" / "run.json").read_text())
     assert state["status"] == "failed" and "node died" in state["error"]
-    assert sw.is_finished(tmp_path, runs[2]) and not sw.is_finished(tmp_path, runs[1])
+    assert is_finished(tmp_path, runs[2]) and not is_finished(tmp_path, runs[1])
 
     # the rerun redoes only the failed run: its pretraining resumes, the others are not touched
     finished_k8 = (tmp_path / "k8_w0" / "run.json").read_text()
     fake2 = FakeStages()
-    final = sw.run_sweep(tmp_path, runs, **fake2.kwargs())
+    final = run_sweep(tmp_path, runs, **fake2.kwargs())
     assert final == {"random_init": "finished", "k4_w0": "finished", "k8_w0": "finished", "k64_w0": "invalid"}
     assert fake2.calls["pretrain"] == ["k4_w0"]
     assert fake2.calls["evaluate"] == [("k4_w0", "eval_demo")]
@@ -262,56 +272,55 @@ def test_run_sweep_skips_finished_runs_and_resumes_failed_and_interrupted_ones(t
 
     # a third run has nothing to do; a new evaluation recipe runs only the new evaluation
     fake3 = FakeStages()
-    sw.run_sweep(tmp_path, runs, **fake3.kwargs())
+    run_sweep(tmp_path, runs, **fake3.kwargs())
     assert fake3.calls == {"pretrain": [], "discrepancy": [], "evaluate": []}
     esc = str(CONFIG_DIR / "eval_demo_esc50.yaml")
     runs = _plan(tmp_path, [EVAL_DEMO, esc])
     fake4 = FakeStages()
-    sw.run_sweep(tmp_path, runs, **fake4.kwargs())
+    run_sweep(tmp_path, runs, **fake4.kwargs())
     assert fake4.calls["pretrain"] == [] and fake4.calls["discrepancy"] == []
     assert fake4.calls["evaluate"] == [("random_init", "eval_demo_esc50"), ("k4_w0", "eval_demo_esc50"), ("k8_w0", "eval_demo_esc50")]
     assert set(json.loads((tmp_path / "k8_w0" / "results.json").read_text())["downstream"]) == {"UCF101", "ESC50"}
-    counts = sw.refresh_sweep_record(tmp_path)
+    counts = refresh_sweep_record(tmp_path)
     assert counts == {"finished": 3, "invalid": 1}
-    assert [r["status"] for r in sw.read_sweep_record(tmp_path)["runs"]] == ["finished", "finished", "finished", "invalid"]
+    assert [r["status"] for r in read_sweep_record(tmp_path)["runs"]] == ["finished", "finished", "finished", "invalid"]
 
 
 def test_an_interrupted_run_stays_resumable(tmp_path):
     runs = _plan(tmp_path, [])
     fake = FakeStages(interrupt_once={"k4_w0"})
     with pytest.raises(KeyboardInterrupt):
-        sw.run_sweep(tmp_path, runs, **fake.kwargs())
+        run_sweep(tmp_path, runs, **fake.kwargs())
     assert json.loads((tmp_path / "k4_w0" / "run.json").read_text())["status"] == "running"
     fake2 = FakeStages()
-    assert sw.run_sweep(tmp_path, runs, **fake2.kwargs())["k4_w0"] == "finished"
+    assert run_sweep(tmp_path, runs, **fake2.kwargs())["k4_w0"] == "finished"
     assert fake2.calls["pretrain"] == ["k4_w0", "k8_w0"]  # random_init finished before the interruption
 
 
 def test_discrepancy_is_reused_when_the_engine_measured_the_final_step(tmp_path):
-    run = sw.make_run("k4_w0", sw.sampler_point(4), cfg_file=DEMO)
+    run = make_run("k4_w0", sampler_point(4), cfg_file=DEMO)
     out = tmp_path / "k4_w0"
     out.mkdir()
     record = {"step": 10, "KL(S-||S+)": 0.1, "KL(S!=||S+)": 0.4, "KL(S-||S!=)": 0.02, "gap": 0.3}
     (out / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 2.0}) + "\n" + json.dumps(record) + "\n")
     fake = FakeStages()
-    cfg = sw.run_cfg(run, tmp_path)
-    got = sw.discrepancy_stage(run, tmp_path, cfg, "ckpt.pth", 10, discrepancy=fake.discrepancy)
+    cfg = run_cfg(run, tmp_path)
+    got = discrepancy_stage(run, tmp_path, cfg, "ckpt.pth", 10, discrepancy=fake.discrepancy)
     assert got["source"] == "metrics.jsonl" and got["gap"] == 0.3 and fake.calls["discrepancy"] == []
     # another final step (stopped by MAX_STEPS mid-epoch): measured on the final model
     (out / "discrepancy.json").unlink()
-    got = sw.discrepancy_stage(run, tmp_path, cfg, "ckpt.pth", 12, discrepancy=fake.discrepancy)
+    got = discrepancy_stage(run, tmp_path, cfg, "ckpt.pth", 12, discrepancy=fake.discrepancy)
     assert got["source"] == "final model" and got["step"] == 12 and fake.calls["discrepancy"] == ["k4_w0"]
     # and not again for the same weights
-    sw.discrepancy_stage(run, tmp_path, cfg, "ckpt.pth", 12, discrepancy=fake.discrepancy)
+    discrepancy_stage(run, tmp_path, cfg, "ckpt.pth", 12, discrepancy=fake.discrepancy)
     assert fake.calls["discrepancy"] == ["k4_w0"]
 
     # a catalog without enough held-out snippets: recorded with the reason, the run goes on
     def too_few(cfg, weights, out, device):
         raise ValueError("no held-out title with at least 2 snippets")
 
-    got = sw.discrepancy_stage(run, tmp_path, cfg, "other.pth", 12, discrepancy=too_few)
+    got = discrepancy_stage(run, tmp_path, cfg, "other.pth", 12, discrepancy=too_few)
     assert got["error"] == "ValueError: no held-out title with at least 2 snippets" and "gap" not in got
-    from avplug.evaluation.reports import read_run
 
     notes = []
     assert read_run(out, notes=notes).discrepancy == {k: record[k] for k in ("KL(S-||S+)", "KL(S!=||S+)", "KL(S-||S!=)", "gap")}
@@ -322,9 +331,9 @@ def test_discrepancy_is_reused_when_the_engine_measured_the_final_step(tmp_path)
 
 
 def test_execute_run_refuses_an_invalid_run(tmp_path):
-    run = sw.plan_runs([sw.sampler_point(64)], cfg_file=DEMO, baseline=False)[0]
+    run = plan_runs([sampler_point(64)], cfg_file=DEMO, baseline=False)[0]
     with pytest.raises(SweepError, match="invalid"):
-        sw.execute_run(run, tmp_path)
+        execute_run(run, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,7 +390,6 @@ def test_slurm_dry_run_prints_an_array_and_a_report_job(tmp_path, capsys):
     import argparse
 
     from avplug.config import load_config
-    from jobs.sweep import submit_sweep
 
     runs = _plan(tmp_path, [EVAL_DEMO])
     args = argparse.Namespace(dry_run=True, wait=False, array_parallelism=2, partition="gpu", account=None, qos=None,
@@ -430,7 +438,7 @@ def test_small_real_sweep_end_to_end(tmp_path, tiny_demo, tiny_ucf101, capsys):
     text = capsys.readouterr().out
     assert "skipped k8_w0: k = 8 exceeds the median title length M_n = 7" in text
 
-    status = {r["name"]: r["status"] for r in sw.sweep_status(out)}
+    status = {r["name"]: r["status"] for r in sweep_status(out)}
     assert status == {"random_init": "finished", "k1_iid_w0": "finished", "k4_w0": "finished"}
     for name, k in (("k1_iid_w0", 1), ("k4_w0", 4)):
         result = json.loads((out / name / "results.json").read_text())

@@ -12,8 +12,8 @@ gives each figure of :data:`FIGURES` an :class:`Estimate`:
   order) and of the measurement together;
 - from one seed: the run's own interval (held-out figures: the title bootstrap of
   :mod:`avplug.evaluation.discrepancy`; probes: the test-group bootstrap of
-  :func:`avplug.evaluation.downstream.aggregate`), which leaves out the variance of training; the
-  final loss has none.
+  :func:`avplug.evaluation.downstream_protocols.aggregate`), which leaves out the variance of
+  training; the final loss has none.
 
 Figures: ``final_loss`` (the mean of the logged losses of the run's last epoch: a logged loss is
 one minibatch's), ``KL(S-||S!=)``, ``gap``, ``v2a_R@1`` and ``v2a_within_title`` on held-out titles,
@@ -23,8 +23,9 @@ with a global batch B; 0 for a divergence; the figures' own otherwise) and its s
 :func:`loss_band` is Figure 3's mean loss curve of a point with its band across seeds;
 :func:`by_kind` sorts points into Table 1's blocks and :func:`find_point` finds one by (k, w).
 
-A run is any object with the attributes of :class:`SeedRun` (``avplug.evaluation.reports.RunInfo``
-has them): the reports import this module, not the other way round.
+A run is any object with the attributes of :class:`SeedRun` (``RunInfo`` of
+:mod:`avplug.experiments.run_folders` has them): the reports import this module, not the other way
+round.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The paper's sampling claims, each given a verdict mechanically from the intervals of two points.
 
 A :class:`Claim` says that a figure of point A is below (``"<"``) or above (``">"``) the same
-figure of point B, points named by (k, w) with w = 0 for M_n (:func:`avplug.evaluation.seeds.
-find_point`).  :func:`verdict` compares the two 95% intervals of :mod:`avplug.evaluation.seeds`
+figure of point B, points named by (k, w) with w = 0 for M_n (:func:`avplug.experiments.seeds.
+find_point`).  :func:`verdict` compares the two 95% intervals of :mod:`avplug.experiments.seeds`
 (across seeds, or a single seed's own):
 
 - ``reproduced``: the intervals are separated in the paper's direction (A's upper end below B's
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from avplug.evaluation.intervals import format_estimate
-from avplug.evaluation.seeds import DATASETS, Estimate, Point, find_point
+from avplug.experiments.seeds import DATASETS, Estimate, Point, find_point
 
 REPRODUCED, OPPOSITE, NOT_RESOLVED, NOT_MEASURED = "reproduced", "opposite", "not resolved", "not measured"
 VERDICTS = (REPRODUCED, OPPOSITE, NOT_RESOLVED, NOT_MEASURED)
