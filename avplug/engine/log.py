@@ -1,7 +1,8 @@
-"""Logging set-up shared by every entry point: console on rank 0, a log file per rank."""
+"""Logging set-up shared by every entry point (console on rank 0, a log file per rank), and the H:MM:SS durations of progress lines."""
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -29,3 +30,11 @@ def setup_logging(output_dir: str | Path | None = None, rank: int = 0, level: in
             handler.setFormatter(fmt)
             logger.addHandler(handler)
     return logger
+
+
+def format_duration(seconds: float) -> str:
+    """``3725.4`` -> ``"1:02:05"`` (rounded to the second, negative as 0); ``"?"`` when not finite."""
+    if not math.isfinite(seconds):
+        return "?"
+    s = max(0, round(seconds))
+    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"

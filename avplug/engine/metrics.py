@@ -7,14 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avplug.engine.log import format_duration
+
 _log = logging.getLogger("avplug.train")
-
-
-def _format_eta(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
 
 
 class MetricsWriter:
@@ -54,7 +49,7 @@ class MetricsWriter:
             eta = elapsed / max(done, 1) * (self.total_steps - step)
             parts = [f"step {step}/{self.total_steps}"]
             parts += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "step"]
-            parts.append(f"eta {_format_eta(eta)}")
+            parts.append(f"eta {format_duration(eta)}")
             _log.info("  ".join(parts))
 
     def close(self) -> None:
@@ -62,14 +57,24 @@ class MetricsWriter:
             self._tb.close()
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Records of ``metrics.jsonl`` in step order, the last record of each (step, keys) kept."""
+def read_metrics(path: str | Path, skipped: list[int] | None = None) -> list[dict[str, Any]]:
+    """Records of ``metrics.jsonl`` in step order, the last record of each (step, keys) kept.
+
+    A line that is not a record (a torn last line of a killed run) raises ``ValueError`` naming the
+    file and line, unless ``skipped`` is given: then its line number is appended there and it is skipped.
+    """
     records: dict[tuple[int, tuple[str, ...]], dict[str, Any]] = {}
     with open(path) as f:
-        for line in f:
-            if line.strip():
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
                 rec = json.loads(line)
-                records[(rec["step"], tuple(sorted(rec)))] = rec
+                records[(int(rec["step"]), tuple(sorted(rec)))] = rec
+            except (ValueError, KeyError, TypeError) as exc:
+                if skipped is None:
+                    raise ValueError(f"{path}:{number}: not a metrics record ({exc})") from exc
+                skipped.append(number)
     return [records[k] for k in sorted(records, key=lambda k: k[0])]
 
 

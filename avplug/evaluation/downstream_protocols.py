@@ -79,6 +79,7 @@ from torch.utils.data import DataLoader
 import registry
 from avplug.data.downstream import build_downstream_dataset, dataset_splits
 from avplug.engine.checkpoint import Checkpointer
+from avplug.engine.log import format_duration
 from avplug.engine.schedule import warmup_cosine_lr
 from avplug.evaluation.clips import DownstreamClips, build_clip_dataset
 from avplug.evaluation.intervals import (
@@ -88,7 +89,7 @@ from avplug.evaluation.intervals import (
     proportion_interval,
     standard_error,
 )
-from avplug.evaluation.progress import Progress, format_duration
+from avplug.evaluation.progress import Progress
 from registry import BACKBONES
 
 logger = logging.getLogger(__name__)

@@ -2,16 +2,9 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 
-
-def format_duration(seconds: float) -> str:
-    """``3725.4`` -> ``"1:02:05"`` (rounded to the second, negative as 0); ``"?"`` when not finite."""
-    if not math.isfinite(seconds):
-        return "?"
-    s = max(0, round(seconds))
-    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+from avplug.engine.log import format_duration
 
 
 class Progress:

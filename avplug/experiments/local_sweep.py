@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from avplug.evaluation.progress import format_duration
+from avplug.engine.log import format_duration
 from avplug.experiments.run_stages import execute_run, is_finished
 
 logger = logging.getLogger("avplug.sweep")

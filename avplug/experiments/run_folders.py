@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from avplug.engine.metrics import read_metrics
 from avplug.evaluation.discrepancy import MEASURE_KEYS
 from avplug.experiments.run_configs import read_flat_yaml
 from avplug.experiments.seeds import finite
@@ -36,28 +37,19 @@ def _read_json(path: Path, notes: list[str]) -> Any:
 
 
 def read_metrics_tolerant(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    """Records of ``metrics.jsonl`` in step order, the last of each (step, keys) kept (as
-    ``avplug.engine.metrics.read_metrics``), skipping lines that do not parse (a run being written)."""
+    """:func:`avplug.engine.metrics.read_metrics` that skips lines that do not parse (a run being
+    written) and says so in ``notes``; a missing file gives no records."""
     if not path.is_file():
         return []
-    records: dict[tuple[int, tuple[str, ...]], dict[str, Any]] = {}
-    bad = 0
+    bad: list[int] = []
     try:
-        lines = path.read_text().splitlines()
+        records = read_metrics(path, skipped=bad)
     except OSError as exc:
         notes.append(f"{path}: unreadable ({exc})")
         return []
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            records[(int(rec["step"]), tuple(sorted(rec)))] = rec
-        except (ValueError, KeyError, TypeError):
-            bad += 1
     if bad:
-        notes.append(f"{path}: {bad} unreadable line(s) skipped")
-    return [records[k] for k in sorted(records, key=lambda k: k[0])]
+        notes.append(f"{path}: {len(bad)} unreadable line(s) skipped")
+    return records
 
 
 @dataclass

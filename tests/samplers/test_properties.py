@@ -161,12 +161,12 @@ def test_resume_from_any_batch_reproduces_the_rest_of_the_epoch(make_cfg, world,
     assert head == full[:cut] and state["epoch"] == epoch and state["batches_done"] == cut
 
     resumed = world(cfg, titles, world_size, seed)[rank]
-    resumed.set_epoch(epoch)
-    resumed.load_state_dict(state)  # the trainer's order: set_epoch, then the checkpoint's position
+    resumed.load_state_dict(state)  # the trainer's order (PretrainTrainer.resume_or_load, then its batch loop):
+    resumed.set_epoch(epoch)  # a same-epoch set_epoch keeps the just-restored position
     assert list(resumed) == full[cut:]
     other_order = world(cfg, titles, world_size, seed)[rank]
-    other_order.load_state_dict(state)
-    other_order.set_epoch(epoch)  # a same-epoch set_epoch keeps a just-loaded position
+    other_order.set_epoch(epoch)
+    other_order.load_state_dict(state)  # a position restored after set_epoch holds too
     assert list(other_order) == full[cut:]
 
 
