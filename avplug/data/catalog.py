@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 from iopath.common.file_io import g_pathmgr
 
-from avplug.data.decoders import decodable_extent, probe, quiet_ffmpeg
+from avplug.data.decoders.media import quiet_ffmpeg
+from avplug.data.decoders.probing import decodable_extent, probe
 from avplug.data.errors import MediaError
 from avplug.data.index import TitleRecord
 from avplug.resources import available_cpus

@@ -61,18 +61,19 @@ from avplug.data.catalog import (
     resolve_workers,
     write_text,
 )
-from avplug.data.decoders import (
+from avplug.data.decoders import get_default_decoder, read_clips
+from avplug.data.decoders.media import (
     TIME_EPS,
-    AudioPlacer,
-    MonoResampler,
-    _best,
-    _frame_time,
+    best_stream,
+    frame_time,
     local_path,
     open_media,
     quiet_ffmpeg,
 )
+from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
 from avplug.data.errors import MediaError, StoreError
 from avplug.data.index import TitleRecord
+from registry import DECODERS
 
 logger = logging.getLogger(__name__)
 
@@ -223,8 +224,8 @@ class _TitleWriter:
         out, ostream = _encode_store_video(video_path, spec.fps, self.width, self.height, spec.snippet_frames)
         try:
             with open_media(self.path) as src:
-                vs = _best(src, "video", self.path)
-                as_ = _best(src, "audio", self.path)
+                vs = best_stream(src, "video", self.path)
+                as_ = best_stream(src, "audio", self.path)
                 if self.decode_threads > 1:
                     vs.codec_context.thread_type = "AUTO"
                 vs.codec_context.thread_count = self.decode_threads
@@ -285,7 +286,7 @@ class _TitleWriter:
         self._j += 1
 
     def _video_frame(self, frame, vs, out, ostream) -> None:
-        t = _frame_time(frame, vs)
+        t = frame_time(frame, vs)
         if t is None:
             return
         t -= self.origin
@@ -647,9 +648,6 @@ class SnippetStore:
             return decoder
         key = decoder or ""
         if key not in self._decoders:
-            from avplug.data.decoders import get_default_decoder
-            from registry import DECODERS
-
             self._decoders[key] = DECODERS.get(key)() if key else get_default_decoder()
         return self._decoders[key]
 
@@ -664,11 +662,7 @@ class SnippetStore:
         dec = self._decoder(decoder)
         path = self.video_path(title_id)
         starts = [i * self.snippet_frames / self.fps for i in idx]
-        if hasattr(dec, "read_video_clips"):
-            video = dec.read_video_clips(path, starts, self.snippet_frames, self.fps)
-        else:
-            video = torch.stack([dec.read_video(path, s, self.snippet_frames, self.fps) for s in starts])
-        return video
+        return read_clips(dec, path, starts, self.snippet_frames, self.fps)
 
     def _audio_map(self, title_id: str) -> np.ndarray:
         arr = self._audio.get(title_id)

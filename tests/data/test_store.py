@@ -17,8 +17,10 @@ from scipy.signal import hilbert
 
 from avplug.data import store as store_mod
 from avplug.data.catalog import load_catalog, load_split, load_titles
-from avplug.data.decoders import PyAVDecoder, torchcodec_available
-from avplug.data.decoders import _seek_timestamp as decoders_seek
+from avplug.data.decoders import pyav_decoder
+from avplug.data.decoders.media import seek_timestamp
+from avplug.data.decoders.pyav_decoder import PyAVDecoder
+from avplug.data.decoders.torchcodec_decoder import torchcodec_available
 from avplug.data.errors import StoreError
 from avplug.data.store import (
     SnippetStore,
@@ -97,10 +99,8 @@ def test_snippets_come_back_in_the_order_asked_from_one_file_open(store, timecod
 def test_reading_a_snippet_decodes_its_own_frames_only(store, monkeypatch):
     """Each snippet starts on a keyframe: reading it decodes exactly its frames, neither the GOP
     before (a seek that rounds one tick early) nor the next snippet's keyframe (a look-ahead)."""
-    from avplug.data import decoders
-
     decoded = []
-    pull = decoders._VideoCursor._pull
+    pull = pyav_decoder._VideoCursor._pull
 
     def counting_pull(self):
         d = pull(self)
@@ -108,7 +108,7 @@ def test_reading_a_snippet_decodes_its_own_frames_only(store, monkeypatch):
             decoded.append(d.time)
         return d
 
-    monkeypatch.setattr(decoders._VideoCursor, "_pull", counting_pull)
+    monkeypatch.setattr(pyav_decoder._VideoCursor, "_pull", counting_pull)
     L, F = store.snippet_seconds, store.snippet_frames
     for m in range(5):
         decoded.clear()
@@ -122,7 +122,7 @@ def test_seek_timestamps_do_not_round_a_tick_early():
 
     frame = 2048  # ticks per frame at 5 fps; snippet m's keyframe is at m * 32768
     for m in range(10):
-        assert m * 32768 <= decoders_seek(m * 16 / 5, Stream) < m * 32768 + frame, m
+        assert m * 32768 <= seek_timestamp(m * 16 / 5, Stream) < m * 32768 + frame, m
 
 
 def test_a_decoder_with_only_the_registry_contract_works(store, timecode):
