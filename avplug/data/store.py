@@ -53,14 +53,7 @@ import torch
 from av.video.frame import PictureType
 from iopath.common.file_io import g_pathmgr
 
-from avplug.data.catalog import (
-    _join,
-    load_catalog,
-    pool_context,
-    read_text,
-    resolve_workers,
-    write_text,
-)
+from avplug.data.catalog import load_catalog, pool_context, resolve_workers
 from avplug.data.decoders import get_default_decoder, read_clips
 from avplug.data.decoders.media import (
     TIME_EPS,
@@ -72,6 +65,7 @@ from avplug.data.decoders.media import (
 )
 from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
 from avplug.data.errors import MediaError, StoreError
+from avplug.data.files import join_path, read_text, write_text
 from avplug.data.index import TitleRecord
 from registry import DECODERS
 
@@ -566,7 +560,7 @@ class SnippetStore:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = str(root)
-        index_path = _join(self.root, INDEX_FILE)
+        index_path = join_path(self.root, INDEX_FILE)
         if not g_pathmgr.exists(index_path):
             raise StoreError(self.root, f"no {INDEX_FILE}: run tools/preprocess.py --out {self.root} (or --merge after a sharded run)")
         data = json.loads(read_text(index_path))
@@ -627,7 +621,7 @@ class SnippetStore:
             raise StoreError(self.root, f"has no title {title_id!r} ({len(self._entries)} titles)") from None
 
     def _path(self, title_id: str, name: str) -> str:
-        return _join(_join(_join(self.root, TITLES_DIR), self._entry(title_id)["dir"]), name)
+        return join_path(join_path(join_path(self.root, TITLES_DIR), self._entry(title_id)["dir"]), name)
 
     def video_path(self, title_id: str) -> str:
         return self._path(title_id, VIDEO_FILE)

@@ -260,7 +260,7 @@ class CatalogStats:
 
 def catalog_stats(cfg) -> CatalogStats | None:
     """:class:`CatalogStats` of ``cfg``'s training titles (store + catalog), None if they cannot be read."""
-    from avplug.data.catalog import load_titles
+    from avplug.data.splits import load_titles
 
     try:
         return CatalogStats.from_lengths(t.num_snippets for t in load_titles(cfg, "train"))

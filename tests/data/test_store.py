@@ -16,7 +16,7 @@ import torch
 from scipy.signal import hilbert
 
 from avplug.data import store as store_mod
-from avplug.data.catalog import load_catalog, load_split, load_titles
+from avplug.data.catalog import load_catalog
 from avplug.data.decoders import pyav_decoder
 from avplug.data.decoders.media import seek_timestamp
 from avplug.data.decoders.pyav_decoder import PyAVDecoder
@@ -203,18 +203,6 @@ def test_store_pickles_for_loader_workers(store):
     clone = pickle.loads(pickle.dumps(store))
     assert torch.equal(clone.read_audio("mono", [1]), store.read_audio("mono", [1]))
     assert clone.titles == store.titles
-
-
-def test_load_titles_filters_by_split(demo_store, demo_catalog, demo_cfg):
-    cfg = demo_cfg.clone()
-    cfg.defrost()
-    cfg.DATA.STORE_DIR, cfg.DATA.CATALOG_DIR = str(demo_store[0]), str(demo_catalog[0])
-    split = load_split(cfg.DATA.CATALOG_DIR)
-    assert [t.title_id for t in load_titles(cfg, "train")] == sorted(split["train"])
-    assert [t.title_id for t in load_titles(cfg, "heldout")] == sorted(split["heldout"])
-    assert len(load_titles(cfg, "all")) == 4
-    with pytest.raises(ValueError):
-        load_titles(cfg, "test")
 
 
 def copy_catalog(demo_catalog, tmp_path):
