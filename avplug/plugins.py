@@ -12,7 +12,7 @@ BUILTIN_MODULES = (
     "avplug.losses",
     "avplug.samplers",
     "avplug.data.decoders",
-    "avplug.data.downstream",
+    "avplug.data.downstream_datasets",
     "avplug.evaluation.heldout_hook",
 )
 

@@ -37,12 +37,9 @@ import torch
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 from avplug.config import load_config
 from avplug.data.catalog import ingest
-from avplug.data.decoders import (
-    PyAVDecoder,
-    TorchCodecDecoder,
-    quiet_ffmpeg,
-    torchcodec_available,
-)
+from avplug.data.decoders.media import quiet_ffmpeg
+from avplug.data.decoders.pyav_decoder import PyAVDecoder
+from avplug.data.decoders.torchcodec_decoder import TorchCodecDecoder, torchcodec_available
 from avplug.data.store import SnippetStore, StoreSpec, preprocess
 
 

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 from iopath.common.file_io import g_pathmgr
 
-from avplug.data.decoders import decodable_extent, probe, quiet_ffmpeg
+from avplug.data.decoders.media import quiet_ffmpeg
+from avplug.data.decoders.probing import decodable_extent, probe
 from avplug.data.errors import MediaError
-from avplug.data.index import TitleRecord
+from avplug.data.files import is_remote, join_path, read_text, write_text
 from avplug.resources import available_cpus
 
 logger = logging.getLogger(__name__)
@@ -63,40 +64,14 @@ class CatalogError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Small iopath helpers
+# Source paths and JSON lines
 # ---------------------------------------------------------------------------------------------
-def _join(root: str, name: str) -> str:
-    return root.rstrip("/") + "/" + name if "://" in root else os.path.join(root, name)
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
 def _norm(path: str) -> str:
-    return path if _is_remote(path) else os.path.abspath(os.path.normpath(os.path.expanduser(path)))
+    return path if is_remote(path) else os.path.abspath(os.path.normpath(os.path.expanduser(path)))
 
 
 def _dirname(path: str) -> str:
-    return path.rsplit("/", 1)[0] if _is_remote(path) else os.path.dirname(_norm(path))
-
-
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path``: atomically (temp file + rename) on a local disk."""
-    if _is_remote(path):
-        with g_pathmgr.open(path, "w") as f:
-            f.write(text)
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def read_text(path: str) -> str:
-    with g_pathmgr.open(path, "r") as f:
-        return f.read()
+    return path.rsplit("/", 1)[0] if is_remote(path) else os.path.dirname(_norm(path))
 
 
 def _jsonl(rows: Iterable[dict]) -> str:
@@ -114,14 +89,14 @@ def list_sources(src: str) -> list[str]:
         raise CatalogError("no source given: pass --src DIR_OR_LIST or set DATA.SOURCE")
     if g_pathmgr.isdir(src):
         found, skipped = [], 0
-        if _is_remote(src):
+        if is_remote(src):
             stack = [src]
             while stack:
                 d = stack.pop()
                 for name in g_pathmgr.ls(d):
                     if name.startswith("."):
                         continue
-                    p = _join(d, name)
+                    p = join_path(d, name)
                     if g_pathmgr.isdir(p):
                         stack.append(p)
                     elif name.lower().endswith(MEDIA_EXTENSIONS):
@@ -148,7 +123,7 @@ def list_sources(src: str) -> list[str]:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            if not _is_remote(line) and not os.path.isabs(os.path.expanduser(line)):
+            if not is_remote(line) and not os.path.isabs(os.path.expanduser(line)):
                 line = os.path.join(base, line)
             paths.append(_norm(line))
         return sorted(set(paths))
@@ -182,7 +157,7 @@ def read_meta(meta_csv: str) -> dict[str, TitleMeta]:
         path = row.get("path", "")
         if not path:
             raise CatalogError(f"meta file {meta_csv}, line {lineno}: empty path")
-        if not _is_remote(path) and not os.path.isabs(os.path.expanduser(path)):
+        if not is_remote(path) and not os.path.isabs(os.path.expanduser(path)):
             path = os.path.join(base, path)
         key = _norm(path)
         if key in rows:
@@ -453,9 +428,9 @@ def ingest(
         split["train"], split["excluded"] = kept, dropped
     if not g_pathmgr.exists(out_dir):
         g_pathmgr.mkdirs(out_dir)
-    write_text(_join(out_dir, CATALOG_FILE), _jsonl(catalog))
-    write_text(_join(out_dir, REJECTED_FILE), _jsonl(rejected))
-    write_text(_join(out_dir, SPLIT_FILE), json.dumps(split, indent=1) + "\n")
+    write_text(join_path(out_dir, CATALOG_FILE), _jsonl(catalog))
+    write_text(join_path(out_dir, REJECTED_FILE), _jsonl(rejected))
+    write_text(join_path(out_dir, SPLIT_FILE), json.dumps(split, indent=1) + "\n")
     hours = sum(e["duration_s"] for e in catalog) / 3600
     logger.info(
         "ingest: %d titles (%.2f h, %d snippets), %d rejected, split %d train / %d held out / %d excluded, in %.1f s -> %s",
@@ -472,7 +447,7 @@ def ingest(
 # ---------------------------------------------------------------------------------------------
 def load_catalog(catalog_dir: str) -> list[dict]:
     """The entries of ``catalog_dir/catalog.jsonl`` (see the module docstring)."""
-    path = _join(catalog_dir, CATALOG_FILE)
+    path = join_path(catalog_dir, CATALOG_FILE)
     if not g_pathmgr.exists(path):
         raise CatalogError(f"catalog {catalog_dir}: no {CATALOG_FILE} (run tools/ingest.py --out {catalog_dir})")
     rows = []
@@ -487,7 +462,7 @@ def load_catalog(catalog_dir: str) -> list[dict]:
 
 def load_rejected(catalog_dir: str) -> list[dict]:
     """The entries of ``catalog_dir/rejected.jsonl``: ``{"path", "reason"}``."""
-    path = _join(catalog_dir, REJECTED_FILE)
+    path = join_path(catalog_dir, REJECTED_FILE)
     if not g_pathmgr.exists(path):
         return []
     return [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
@@ -495,7 +470,7 @@ def load_rejected(catalog_dir: str) -> list[dict]:
 
 def load_split(catalog_dir: str) -> dict[str, list[str]]:
     """``{"train": [title_ids], "heldout": [title_ids]}`` from ``catalog_dir/split.json``."""
-    path = _join(catalog_dir, SPLIT_FILE)
+    path = join_path(catalog_dir, SPLIT_FILE)
     if not g_pathmgr.exists(path):
         raise CatalogError(f"catalog {catalog_dir}: no {SPLIT_FILE} (run tools/ingest.py --out {catalog_dir})")
     data = json.loads(read_text(path))
@@ -503,35 +478,3 @@ def load_split(catalog_dir: str) -> dict[str, list[str]]:
         return {"train": list(data["train"]), "heldout": list(data["heldout"])}
     except (KeyError, TypeError) as exc:
         raise CatalogError(f"{path}: needs 'train' and 'heldout' lists") from exc
-
-
-def load_titles(cfg, split: str) -> list[TitleRecord]:
-    """The store's titles (``cfg.DATA.STORE_DIR``) in ``split``: "train", "heldout" or "all".
-
-    Titles of the split that the store lacks (failed preprocessing) are skipped with a warning;
-    a non-empty split none of whose titles is in the store is an error.
-    """
-    from avplug.data.errors import StoreError
-    from avplug.data.store import SnippetStore
-
-    if split not in ("train", "heldout", "all"):
-        raise ValueError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
-    store = SnippetStore(cfg.DATA.STORE_DIR)
-    if split == "all":
-        return list(store.titles)
-    wanted = load_split(cfg.DATA.CATALOG_DIR)[split]
-    have = {t.title_id: t for t in store.titles}
-    missing = [t for t in wanted if t not in have]
-    if missing:
-        logger.warning(
-            "%d of %d %s titles are not in the store %s (failed or not yet preprocessed), e.g. %s",
-            len(missing), len(wanted), split, cfg.DATA.STORE_DIR, ", ".join(missing[:5]),
-        )  # fmt: skip
-    titles = [have[t] for t in wanted if t in have]
-    if wanted and not titles:
-        raise StoreError(
-            cfg.DATA.STORE_DIR,
-            f"holds none of the {len(wanted)} {split} titles of the catalog {cfg.DATA.CATALOG_DIR}: "
-            "were they built from the same catalog?",
-        )
-    return titles

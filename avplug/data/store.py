@@ -53,26 +53,21 @@ import torch
 from av.video.frame import PictureType
 from iopath.common.file_io import g_pathmgr
 
-from avplug.data.catalog import (
-    _join,
-    load_catalog,
-    pool_context,
-    read_text,
-    resolve_workers,
-    write_text,
-)
-from avplug.data.decoders import (
+from avplug.data.catalog import load_catalog, pool_context, resolve_workers
+from avplug.data.decoders import get_default_decoder, read_clips
+from avplug.data.decoders.media import (
     TIME_EPS,
-    AudioPlacer,
-    MonoResampler,
-    _best,
-    _frame_time,
+    best_stream,
+    frame_time,
     local_path,
     open_media,
     quiet_ffmpeg,
 )
+from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
 from avplug.data.errors import MediaError, StoreError
+from avplug.data.files import join_path, read_text, write_text
 from avplug.data.index import TitleRecord
+from registry import DECODERS
 
 logger = logging.getLogger(__name__)
 
@@ -223,8 +218,8 @@ class _TitleWriter:
         out, ostream = _encode_store_video(video_path, spec.fps, self.width, self.height, spec.snippet_frames)
         try:
             with open_media(self.path) as src:
-                vs = _best(src, "video", self.path)
-                as_ = _best(src, "audio", self.path)
+                vs = best_stream(src, "video", self.path)
+                as_ = best_stream(src, "audio", self.path)
                 if self.decode_threads > 1:
                     vs.codec_context.thread_type = "AUTO"
                 vs.codec_context.thread_count = self.decode_threads
@@ -285,7 +280,7 @@ class _TitleWriter:
         self._j += 1
 
     def _video_frame(self, frame, vs, out, ostream) -> None:
-        t = _frame_time(frame, vs)
+        t = frame_time(frame, vs)
         if t is None:
             return
         t -= self.origin
@@ -565,7 +560,7 @@ class SnippetStore:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = str(root)
-        index_path = _join(self.root, INDEX_FILE)
+        index_path = join_path(self.root, INDEX_FILE)
         if not g_pathmgr.exists(index_path):
             raise StoreError(self.root, f"no {INDEX_FILE}: run tools/preprocess.py --out {self.root} (or --merge after a sharded run)")
         data = json.loads(read_text(index_path))
@@ -626,7 +621,7 @@ class SnippetStore:
             raise StoreError(self.root, f"has no title {title_id!r} ({len(self._entries)} titles)") from None
 
     def _path(self, title_id: str, name: str) -> str:
-        return _join(_join(_join(self.root, TITLES_DIR), self._entry(title_id)["dir"]), name)
+        return join_path(join_path(join_path(self.root, TITLES_DIR), self._entry(title_id)["dir"]), name)
 
     def video_path(self, title_id: str) -> str:
         return self._path(title_id, VIDEO_FILE)
@@ -647,9 +642,6 @@ class SnippetStore:
             return decoder
         key = decoder or ""
         if key not in self._decoders:
-            from avplug.data.decoders import get_default_decoder
-            from registry import DECODERS
-
             self._decoders[key] = DECODERS.get(key)() if key else get_default_decoder()
         return self._decoders[key]
 
@@ -664,11 +656,7 @@ class SnippetStore:
         dec = self._decoder(decoder)
         path = self.video_path(title_id)
         starts = [i * self.snippet_frames / self.fps for i in idx]
-        if hasattr(dec, "read_video_clips"):
-            video = dec.read_video_clips(path, starts, self.snippet_frames, self.fps)
-        else:
-            video = torch.stack([dec.read_video(path, s, self.snippet_frames, self.fps) for s in starts])
-        return video
+        return read_clips(dec, path, starts, self.snippet_frames, self.fps)
 
     def _audio_map(self, title_id: str) -> np.ndarray:
         arr = self._audio.get(title_id)

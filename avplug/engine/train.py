@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import registry
 from avplug.config import write_config
-from avplug.data.catalog import load_titles
+from avplug.data.splits import load_titles
 from avplug.data.dataset import PretrainDataset, build_pretrain_loader
 from avplug.data.store import SnippetStore
 from avplug.data.transforms import build_batch_transform

@@ -32,7 +32,8 @@ from torch.utils.data import Dataset
 
 import avplug  # noqa: F401  (the pytorchvideo shim must run before pytorchvideo is imported)
 from avplug.data.audio import LogMelSpectrogram
-from avplug.data.decoders import open_media
+from avplug.data.decoders import read_clips
+from avplug.data.decoders.media import open_media
 from avplug.data.errors import MediaError
 from avplug.data.transforms import (
     ColorJitterVideo,
@@ -213,11 +214,7 @@ class DownstreamClips(Dataset):
         return temporal_clip_starts(duration, self.clip_seconds, self.num_clips)
 
     def _video(self, path: str, starts: list[float]) -> torch.Tensor:
-        read_clips = getattr(self.decoder, "read_video_clips", None)
-        if read_clips is not None:
-            clips = read_clips(path, starts, self.num_frames, self.fps)
-        else:
-            clips = torch.stack([self.decoder.read_video(path, s, self.num_frames, self.fps) for s in starts])
+        clips = read_clips(self.decoder, path, starts, self.num_frames, self.fps)
         return clips.permute(0, 4, 1, 2, 3)  # [clips, 3, T, H, W]
 
     def _audio(self, path: str, starts: list[float]) -> torch.Tensor:

@@ -571,7 +571,7 @@ def evaluate_discrepancy(
 
         store = SnippetStore(cfg.DATA.STORE_DIR)
     if titles is None:
-        from avplug.data.catalog import load_titles
+        from avplug.data.splits import load_titles
 
         titles = load_titles(cfg, "heldout")
     items = select_heldout_items(titles, cfg.EVAL.DISCREPANCY_MAX_SNIPPETS)

@@ -77,7 +77,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import registry
-from avplug.data.downstream import build_downstream_dataset, dataset_splits
+from avplug.data.downstream_datasets import build_downstream_dataset, dataset_splits
 from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.log import format_duration
 from avplug.engine.schedule import warmup_cosine_lr

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from avplug.data.catalog import load_titles
+from avplug.data.splits import load_titles
 from avplug.experiments import SweepError
 from avplug.experiments.run_names import run_name
 

@@ -25,7 +25,7 @@ def load_titles_for(cfg, *, synthetic: int = 0, split: str = "train") -> list[Ti
         from avplug.samplers.synthetic import synthetic_titles
 
         return synthetic_titles(synthetic, seed=cfg.SEED)
-    from avplug.data.catalog import load_titles
+    from avplug.data.splits import load_titles
 
     return load_titles(cfg, split)
 

@@ -7,13 +7,10 @@ import torch
 from scipy.signal import hilbert
 
 from avplug.data import decoders
-from avplug.data.decoders import (
-    PyAVDecoder,
-    decodable_extent,
-    get_default_decoder,
-    probe,
-    torchcodec_available,
-)
+from avplug.data.decoders import get_default_decoder, torchcodec_decoder
+from avplug.data.decoders.probing import decodable_extent, probe
+from avplug.data.decoders.pyav_decoder import PyAVDecoder
+from avplug.data.decoders.torchcodec_decoder import torchcodec_available
 from avplug.data.errors import MediaError
 from registry import DECODERS
 
@@ -160,8 +157,8 @@ def test_torchcodec_missing_gives_import_error_and_pyav_fallback(monkeypatch):
     def broken():
         raise ImportError("the 'torchcodec' decoder needs the torchcodec package (simulated)")
 
-    monkeypatch.setattr(decoders, "_import_torchcodec", broken)
-    monkeypatch.setattr(decoders, "torchcodec_available", lambda: False)
+    monkeypatch.setattr(torchcodec_decoder, "_import_torchcodec", broken)
+    monkeypatch.setattr(torchcodec_decoder, "torchcodec_available", lambda: False)
     with pytest.raises(ImportError, match="torchcodec"):
         DECODERS.get("torchcodec")()
     monkeypatch.setattr(decoders, "DEFAULT_DECODER", "torchcodec")

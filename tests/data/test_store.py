@@ -16,9 +16,11 @@ import torch
 from scipy.signal import hilbert
 
 from avplug.data import store as store_mod
-from avplug.data.catalog import load_catalog, load_split, load_titles
-from avplug.data.decoders import PyAVDecoder, torchcodec_available
-from avplug.data.decoders import _seek_timestamp as decoders_seek
+from avplug.data.catalog import load_catalog
+from avplug.data.decoders import pyav_decoder
+from avplug.data.decoders.media import seek_timestamp
+from avplug.data.decoders.pyav_decoder import PyAVDecoder
+from avplug.data.decoders.torchcodec_decoder import torchcodec_available
 from avplug.data.errors import StoreError
 from avplug.data.store import (
     SnippetStore,
@@ -97,10 +99,8 @@ def test_snippets_come_back_in_the_order_asked_from_one_file_open(store, timecod
 def test_reading_a_snippet_decodes_its_own_frames_only(store, monkeypatch):
     """Each snippet starts on a keyframe: reading it decodes exactly its frames, neither the GOP
     before (a seek that rounds one tick early) nor the next snippet's keyframe (a look-ahead)."""
-    from avplug.data import decoders
-
     decoded = []
-    pull = decoders._VideoCursor._pull
+    pull = pyav_decoder._VideoCursor._pull
 
     def counting_pull(self):
         d = pull(self)
@@ -108,7 +108,7 @@ def test_reading_a_snippet_decodes_its_own_frames_only(store, monkeypatch):
             decoded.append(d.time)
         return d
 
-    monkeypatch.setattr(decoders._VideoCursor, "_pull", counting_pull)
+    monkeypatch.setattr(pyav_decoder._VideoCursor, "_pull", counting_pull)
     L, F = store.snippet_seconds, store.snippet_frames
     for m in range(5):
         decoded.clear()
@@ -122,7 +122,7 @@ def test_seek_timestamps_do_not_round_a_tick_early():
 
     frame = 2048  # ticks per frame at 5 fps; snippet m's keyframe is at m * 32768
     for m in range(10):
-        assert m * 32768 <= decoders_seek(m * 16 / 5, Stream) < m * 32768 + frame, m
+        assert m * 32768 <= seek_timestamp(m * 16 / 5, Stream) < m * 32768 + frame, m
 
 
 def test_a_decoder_with_only_the_registry_contract_works(store, timecode):
@@ -203,18 +203,6 @@ def test_store_pickles_for_loader_workers(store):
     clone = pickle.loads(pickle.dumps(store))
     assert torch.equal(clone.read_audio("mono", [1]), store.read_audio("mono", [1]))
     assert clone.titles == store.titles
-
-
-def test_load_titles_filters_by_split(demo_store, demo_catalog, demo_cfg):
-    cfg = demo_cfg.clone()
-    cfg.defrost()
-    cfg.DATA.STORE_DIR, cfg.DATA.CATALOG_DIR = str(demo_store[0]), str(demo_catalog[0])
-    split = load_split(cfg.DATA.CATALOG_DIR)
-    assert [t.title_id for t in load_titles(cfg, "train")] == sorted(split["train"])
-    assert [t.title_id for t in load_titles(cfg, "heldout")] == sorted(split["heldout"])
-    assert len(load_titles(cfg, "all")) == 4
-    with pytest.raises(ValueError):
-        load_titles(cfg, "test")
 
 
 def copy_catalog(demo_catalog, tmp_path):

@@ -40,8 +40,8 @@ def learning_catalog(tmp_path_factory):
 
 
 def _v2a_ranks(cfg, model) -> np.ndarray:
-    from avplug.data.catalog import load_titles
     from avplug.data.dataset import PretrainDataset
+    from avplug.data.splits import load_titles
     from avplug.data.store import SnippetStore
 
     titles = load_titles(cfg, "heldout")

@@ -11,7 +11,7 @@ from scipy.stats import t as t_dist
 
 import avplug.evaluation.downstream_protocols as protocols
 from avplug.config import load_config
-from avplug.data.downstream import dataset_splits
+from avplug.data.downstream_datasets import dataset_splits
 from avplug.evaluation.downstream_protocols import (
     aggregate,
     compare_probes,

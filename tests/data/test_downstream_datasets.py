@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import registry
-from avplug.data.downstream import (
+from avplug.data.downstream_datasets import (
     ESC50,
     HMDB51,
     UCF101,
