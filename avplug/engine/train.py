@@ -18,8 +18,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 import registry
 from avplug.config import write_config
-from avplug.data.splits import load_titles
 from avplug.data.dataset import PretrainDataset, build_pretrain_loader
+from avplug.data.splits import load_titles
 from avplug.data.store import SnippetStore
 from avplug.data.transforms import build_batch_transform
 from avplug.engine import distributed as du
