@@ -62,6 +62,7 @@ from avplug.data.decoders.media import (
     local_path,
     open_media,
     quiet_ffmpeg,
+    reformatter,
 )
 from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
 from avplug.data.errors import MediaError, StoreError
@@ -266,8 +267,8 @@ class _TitleWriter:
 
     def _scale(self, frame):
         down = frame.width * frame.height >= self.width * self.height
-        return frame.reformat(
-            width=self.width, height=self.height, format="yuv420p", interpolation="AREA" if down else "BICUBIC"
+        return reformatter().reformat(
+            frame, width=self.width, height=self.height, format="yuv420p", interpolation="AREA" if down else "BICUBIC"
         )
 
     def _emit(self, scaled, out, ostream) -> None:

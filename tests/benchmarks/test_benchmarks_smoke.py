@@ -88,3 +88,15 @@ def test_kl_estimators_quick(tmp_path):
         assert {name: m["truth"] for name, m in row["measures"].items()} == {k: round(v, 4) for k, v in truth[row["case"]].items()}
         assert {"bias", "rmse", "coverage", "coverage_t_only", "coverage_percentile", "half_width"} <= set(row["measures"]["gap"])
     assert [(r["titles"], r["snippets_per_title"]) for r in data["sample_size"]] == [(5, 20)]
+
+
+def test_frame_conversion_quick(tmp_path):
+    out = tmp_path / "result.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "frame_conversion.py"), "--quick", "--json", str(out)],
+        check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]  # exit 1 when a reused context gives other pixels
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["conversion"], r["size"]) for r in rows] == [("to_ndarray", "64x48"), ("scale", "64x48")]
+    assert all(r["identical"] and r["new_context_ms"] > 0 and r["reused_context_ms"] > 0 for r in rows)

@@ -102,7 +102,8 @@ def test_len_shapes_and_ids(cfg, store):
     dataset = PretrainDataset(cfg, store)
     assert len(dataset) == 20
     sample = dataset[("b", 5)]
-    assert sample["video"].shape == (3, 8, 56, 56) and sample["video"].dtype == torch.float32
+    crop = cfg.INPUT.VIDEO.CROP
+    assert sample["video"].shape == (3, 8, crop, crop) and sample["video"].dtype == torch.float32
     assert sample["audio"].shape == (1, 40, 101) and sample["audio"].dtype == torch.float32
     assert sample["title_id"] == "b" and sample["snippet_index"] == 5
 

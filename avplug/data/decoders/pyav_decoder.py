@@ -22,6 +22,7 @@ from avplug.data.decoders.media import (
     frame_time,
     open_media,
     seek_timestamp,
+    to_rgb24,
 )
 from avplug.data.decoders.resampling import AUDIO_PREROLL_S, AudioPlacer, MonoResampler, audio_window
 from avplug.data.errors import MediaError
@@ -41,7 +42,7 @@ class _Decoded:
 
     def rgb(self) -> np.ndarray:
         if self._rgb is None:
-            self._rgb = self.frame.to_ndarray(format="rgb24")
+            self._rgb = to_rgb24(self.frame)
         return self._rgb
 
 
