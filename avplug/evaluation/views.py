@@ -6,8 +6,6 @@ side), the predictions of all views averaged.  Training draws one clip uniformly
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 
 
@@ -75,12 +73,3 @@ def spatial_crops(video: torch.Tensor, size: int, num_crops: int = 3) -> list[to
         video[..., top : top + size, left : left + size]
         for top, left in spatial_crop_offsets(height, width, size, num_crops)
     ]
-
-
-def view_plan(duration_s: float, clip_s: float, num_clips: int, num_crops: int | None) -> list[tuple[float, int]]:
-    """Every test view as ``(clip_start_s, crop_index)``: clips outer, crops inner.
-
-    ``num_crops`` is None for audio (one "crop" per clip, index 0).
-    """
-    crops: Sequence[int] = range(num_crops) if num_crops else (0,)
-    return [(start, crop) for start in temporal_clip_starts(duration_s, clip_s, num_clips) for crop in crops]

@@ -10,7 +10,6 @@ from avplug.evaluation.views import (
     spatial_crop_offsets,
     spatial_crops,
     temporal_clip_starts,
-    view_plan,
 )
 
 
@@ -53,7 +52,6 @@ def test_spatial_crops_cut_the_right_pixels():
     assert [tuple(c.shape) for c in crops] == [(3, 4, 16, 16)] * 3
     assert [int(c[0, 0, 0, 0]) for c in crops] == [0, 12, 24]
     assert int(crops[2][0, 0, 0, -1]) == w - 1
-    assert view_plan(10.0, 3.2, 2, 3) == [(0.0, 0), (0.0, 1), (0.0, 2), (pytest.approx(6.8), 0), (pytest.approx(6.8), 1), (pytest.approx(6.8), 2)]
 
 
 class RecordingDecoder:
