@@ -7,14 +7,8 @@ Typical use (what every tool does)::
 ``load_config`` loads built-in and third-party plugins first (so plugin config hooks have added
 their keys), merges the YAML and the overrides, validates, and freezes.
 """
-from avplug.config.config import (
-    CONFIG_DIR,
-    ConfigError,
-    get_cfg,
-    load_config,
-    resolve_config_path,
-    write_config,
-)
+from avplug.config.config import CONFIG_DIR, get_cfg, load_config, resolve_config_path, write_config
+from avplug.config.errors import ConfigError
 from avplug.config.validate import validate_cfg
 
 __all__ = [

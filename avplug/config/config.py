@@ -1,6 +1,7 @@
 """Building a cfg from defaults, plugin hooks, a YAML recipe and ``KEY VALUE`` overrides."""
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from pathlib import Path
@@ -9,7 +10,10 @@ from typing import Iterable, Sequence
 from fvcore.common.config import CfgNode
 
 import registry
-from avplug.config.defaults import _C
+from avplug.config.defaults import default_cfg
+from avplug.config.errors import ConfigError
+from avplug.config.validate import validate_cfg
+from avplug.plugins import setup_plugins
 
 
 def _shipped_config_dir() -> Path:
@@ -23,13 +27,9 @@ def _shipped_config_dir() -> Path:
 CONFIG_DIR = _shipped_config_dir()
 
 
-class ConfigError(ValueError):
-    """An impossible or unknown config value; the message names the key."""
-
-
 def get_cfg() -> CfgNode:
     """A fresh, unfrozen copy of the defaults with every loaded plugin's keys added."""
-    cfg = _C.clone()
+    cfg = default_cfg()
     registry.apply_config_hooks(cfg)
     return cfg
 
@@ -54,8 +54,6 @@ def _plugins_named_in(path: Path) -> list[str]:
 def _plugins_named_in_opts(opts: Sequence[str]) -> list[str]:
     for key, value in zip(opts[0::2], opts[1::2]):
         if key == "PLUGINS":
-            import ast
-
             return list(ast.literal_eval(value))
     return []
 
@@ -72,8 +70,6 @@ def load_config(
 
     ``opts`` are flat ``KEY VALUE`` pairs.  ``world_size`` (if known) is checked against the batch.
     """
-    from avplug.plugins import setup_plugins
-
     opts = list(opts)
     if len(opts) % 2:
         raise ConfigError(f"overrides must come as KEY VALUE pairs, got an odd number: {opts}")
@@ -88,8 +84,6 @@ def load_config(
     except (KeyError, AssertionError, ValueError) as exc:
         raise ConfigError(f"{path or 'overrides'}: {exc}") from exc
     cfg.PLUGINS = sorted(set(cfg.PLUGINS) | set(wanted))
-    from avplug.config.validate import validate_cfg
-
     validate_cfg(cfg, world_size=world_size)
     if freeze:
         cfg.freeze()

@@ -245,3 +245,8 @@ _C.LAUNCH.SLURM.JOB_NAME = "avplug"
 _C.LAUNCH.SLURM.EXTRA = []
 # Times a preempted or timed-out job may requeue itself.
 _C.LAUNCH.SLURM.MAX_REQUEUES = 10
+
+
+def default_cfg() -> CN:
+    """A fresh, unfrozen copy of avplug's own defaults (plugin keys are added by ``get_cfg``)."""
+    return _C.clone()

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from fvcore.common.config import CfgNode
 
+from avplug.config.errors import ConfigError
+
 
 def _fail(key: str, value, why: str) -> None:
-    from avplug.config.config import ConfigError
-
     raise ConfigError(f"{key} = {value!r}: {why}")
 
 
