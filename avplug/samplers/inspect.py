@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from avplug.data.index import TitleRecord
+from avplug.samplers.build import build_sampler
+from avplug.samplers.synthetic import synthetic_titles
 
 Batch = Sequence[Sequence[Any]]  # (title_id, snippet_index) pairs
 
@@ -22,8 +24,6 @@ def load_titles_for(cfg, *, synthetic: int = 0, split: str = "train") -> list[Ti
     and reads nothing from disk.
     """
     if synthetic:
-        from avplug.samplers.synthetic import synthetic_titles
-
         return synthetic_titles(synthetic, seed=cfg.SEED)
     from avplug.data.splits import load_titles
 
@@ -38,8 +38,6 @@ def rank_batches(cfg, titles: Sequence[TitleRecord], *, world_size: int = 1, epo
     then iteration), so what is shown is what each rank would train on.  ``num_batches <= 0``
     means the whole epoch.
     """
-    from avplug.samplers import build_sampler
-
     samplers = [build_sampler(cfg, titles, world_size=world_size, rank=r, seed=seed) for r in range(world_size)]
     for sampler in samplers:
         sampler.set_epoch(epoch)
