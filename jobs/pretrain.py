@@ -1,4 +1,9 @@
-"""The pretraining job that submitit runs on every task of a Slurm allocation.
+"""Pretraining on Slurm: the job submitit runs on every task, and its submission.
+
+:func:`submit_pretraining` snapshots the code, writes the resolved config into ``OUTPUT_DIR``,
+and submits :class:`PretrainJob` with one task per GPU (or one per node on a CPU-only
+partition); ``--dry-run`` prints the sbatch script instead, ``--wait`` follows the job and
+streams rank 0's log.
 
 :class:`PretrainJob` is a ``submitit.helpers.Checkpointable``.  On a preemption or time-out
 signal submitit calls :meth:`PretrainJob.checkpoint` on rank 0, which returns a *fresh* job
@@ -10,11 +15,16 @@ uninterrupted run would.
 """
 from __future__ import annotations
 
+import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 import submitit
 from fvcore.common.config import CfgNode
+
+from avplug.config import validate_cfg, write_config
+from jobs import slurm, snapshot
 
 _log = logging.getLogger("avplug.jobs")
 
@@ -35,16 +45,11 @@ class PretrainJob(submitit.helpers.Checkpointable):
         from avplug.engine import distributed as du
         from avplug.engine.train import run_pretraining
         from avplug.plugins import setup_plugins
-        from jobs.slurm import (
-            check_code_snapshot,
-            export_torch_distributed_env,
-            guard_signal_handlers,
-        )
 
-        guard_signal_handlers()
-        check_code_snapshot()
+        slurm.guard_signal_handlers()
+        slurm.check_code_snapshot()
         setup_plugins(self.cfg.PLUGINS)
-        env = export_torch_distributed_env()
+        env = slurm.export_torch_distributed_env()
         _log.info("Slurm task rank %s of %s, master %s:%s", env["RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"], env["MASTER_PORT"])
         du.init_distributed(self.cfg.LAUNCH.BACKEND)
         try:
@@ -56,3 +61,72 @@ class PretrainJob(submitit.helpers.Checkpointable):
         """A fresh job for the same cfg that resumes from OUTPUT_DIR's last checkpoint."""
         _log.info("preempted or timed out: requeueing; the next start resumes from %s", self.cfg.OUTPUT_DIR)
         return submitit.helpers.DelayedSubmission(PretrainJob(self.cfg, resume=True))
+
+
+def _resolved_cfg(cfg: CfgNode, opts: slurm.SlurmOptions, nodes: int, procs: int) -> CfgNode:
+    """``cfg`` with OUTPUT_DIR absolute and LAUNCH.* recording what was requested."""
+    out = cfg.clone()
+    out.defrost()
+    out.OUTPUT_DIR = str(Path(cfg.OUTPUT_DIR).resolve())
+    out.LAUNCH.NODES = nodes
+    out.LAUNCH.PROCS_PER_NODE = procs
+    s = out.LAUNCH.SLURM
+    s.PARTITION, s.ACCOUNT, s.QOS, s.CONSTRAINT = opts.partition, opts.account, opts.qos, opts.constraint
+    s.TIME_MINUTES, s.MEM_GB, s.GPUS_PER_NODE, s.CPUS_PER_TASK = opts.time_minutes, opts.mem_gb, opts.gpus_per_node, opts.cpus_per_task
+    s.JOB_NAME = opts.job_name
+    s.EXTRA = [k if v is True else f"{k}={v}" for k, v in opts.extra]
+    validate_cfg(out, world_size=nodes * procs)
+    out.freeze()
+    return out
+
+
+def _task_setup(code_dir: Path) -> list[str]:
+    """sbatch set-up lines: import from the code snapshot; one intra-op thread per allocated CPU
+    (unless OMP_NUM_THREADS is exported already), not one per core of the node."""
+    return snapshot.python_path_setup(code_dir) + ["export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"]
+
+
+def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
+    """Submit pretraining for ``cfg`` as one Slurm job; returns the submitit job (None on --dry-run).
+
+    Reads from ``args``: the flags of :func:`jobs.slurm.add_slurm_args`, ``nodes`` (else LAUNCH.NODES),
+    ``dry_run``, ``wait`` and ``no_resume`` (a fresh start that ignores checkpoints already in
+    OUTPUT_DIR; a requeued job always resumes from its own).  With ``--wait`` it follows the job
+    and raises :class:`jobs.slurm.SlurmError` if it fails.
+    """
+    opts = slurm.resolve_slurm_options(cfg, args)
+    nodes = getattr(args, "nodes", None) or cfg.LAUNCH.NODES
+    procs = slurm.tasks_per_node(cfg, opts)
+    run_cfg = _resolved_cfg(cfg, opts, nodes, procs)
+    out = Path(run_cfg.OUTPUT_DIR)
+    folder = out / "slurm" / "%j"
+    world = nodes * procs
+
+    if getattr(args, "dry_run", False):
+        code = snapshot.snapshot_dir(out)
+        params = slurm.sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
+        print(run_cfg.dump())
+        print(f"# would submit to Slurm: {nodes} node(s) x {procs} task(s) = world size {world}; output in {out}")
+        print(f"# code snapshot: {code}")
+        print(slurm.sbatch_script(folder, params))
+        return None
+
+    code = snapshot.snapshot_code(out)
+    params = slurm.sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
+    write_config(run_cfg, out)
+    executor = slurm.make_executor(folder, params, max_requeues=opts.max_requeues)
+    with slurm.sbatch_errors(f"the pretraining job ({nodes} node(s) x {procs} task(s))"):
+        job = executor.submit(PretrainJob(run_cfg, resume=not getattr(args, "no_resume", False)))
+    print(
+        f"submitted Slurm job {job.job_id}: {nodes} node(s) x {procs} task(s) = world size {world}\n"
+        f"  output: {out}\n  logs:   {job.paths.folder}\n  code:   {code}",
+        flush=True,
+    )
+    if getattr(args, "wait", False):
+        try:
+            results = slurm.follow(job)
+        except KeyboardInterrupt:
+            print(f"\nstopped following; Slurm job {job.job_id} keeps running (scancel {job.job_id} stops it)", flush=True)
+            raise
+        print(f"Slurm job {job.job_id} finished: {results[0]}", flush=True)
+    return job

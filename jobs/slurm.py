@@ -1,14 +1,13 @@
 """Submitting avplug jobs to Slurm through submitit, and following them.
 
-What ``tools/launch.py --slurm`` (and ``tools/preprocess.py --slurm``) use:
+What every submission (``jobs.pretrain.submit_pretraining``, ``jobs.preprocess``,
+``jobs.evaluate``, ``jobs.sweep``) shares:
 
 * :func:`add_slurm_args` adds the Slurm flags to a parser; every flag defaults to ``None`` and
   then falls back to ``cfg.LAUNCH.SLURM.*`` (:func:`resolve_slurm_options`), so a recipe can carry
   its cluster settings and the command line overrides them.
-* :func:`submit_pretraining` snapshots the code, writes the resolved config into ``OUTPUT_DIR``,
-  and submits :class:`jobs.pretrain.PretrainJob` with one task per GPU (or one per node on a
-  CPU-only partition); ``--dry-run`` prints the sbatch script instead, ``--wait`` follows the job
-  and streams rank 0's log.
+* :func:`sbatch_parameters`, :func:`make_executor` and :func:`sbatch_script` (what ``--dry-run``
+  prints) turn the request into a submitit executor.
 * Inside a job, :func:`export_torch_distributed_env` turns the Slurm environment into the
   torchrun-style variables ``avplug.engine.distributed.init_distributed`` reads.
 
@@ -42,7 +41,7 @@ from typing import Any, TextIO
 
 from fvcore.common.config import CfgNode
 
-from jobs import snapshot
+from jobs import submitit_adapter
 
 _log = logging.getLogger("avplug.jobs")
 
@@ -212,12 +211,7 @@ def sbatch_errors(what: str) -> Iterator[None]:
 
 def sbatch_script(folder: str | os.PathLike, params: dict[str, Any], *, array_size: int | None = None) -> str:
     """The sbatch script submitit would submit for ``params`` (needs no Slurm on this machine)."""
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    folder = Path(folder).expanduser().absolute()
-    command = " ".join([python_command(), "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    extra = {"map_count": array_size} if array_size else {}
-    return _make_sbatch_string(command=command, folder=folder, **params, **extra)
+    return submitit_adapter.sbatch_script(python_command(), folder, params, array_size=array_size)
 
 
 def slurm_available() -> bool:
@@ -292,9 +286,7 @@ def guard_signal_handlers() -> None:
     """
     import signal
 
-    import submitit
-
-    sig = submitit.JobEnvironment._usr_sig()
+    sig = submitit_adapter.preemption_signal()
     handler = signal.getsignal(sig)
     if not callable(handler) or getattr(handler, "_avplug_guarded", False):
         return
@@ -466,80 +458,3 @@ def follow(job, *, poll_s: float = 2.0, timeout_s: float | None = None, stdout: 
     if state.state not in ("COMPLETED", "UNKNOWN"):
         raise SlurmError(f"Slurm job {job.job_id} ended {state.state} ({state.reason}); logs in {task0.paths.folder}")
     return results
-
-
-# ---------------------------------------------------------------------------------------------
-# Pretraining
-# ---------------------------------------------------------------------------------------------
-def _resolved_cfg(cfg: CfgNode, opts: SlurmOptions, nodes: int, procs: int) -> CfgNode:
-    """``cfg`` with OUTPUT_DIR absolute and LAUNCH.* recording what was requested."""
-    from avplug.config import validate_cfg
-
-    out = cfg.clone()
-    out.defrost()
-    out.OUTPUT_DIR = str(Path(cfg.OUTPUT_DIR).resolve())
-    out.LAUNCH.NODES = nodes
-    out.LAUNCH.PROCS_PER_NODE = procs
-    s = out.LAUNCH.SLURM
-    s.PARTITION, s.ACCOUNT, s.QOS, s.CONSTRAINT = opts.partition, opts.account, opts.qos, opts.constraint
-    s.TIME_MINUTES, s.MEM_GB, s.GPUS_PER_NODE, s.CPUS_PER_TASK = opts.time_minutes, opts.mem_gb, opts.gpus_per_node, opts.cpus_per_task
-    s.JOB_NAME = opts.job_name
-    s.EXTRA = [k if v is True else f"{k}={v}" for k, v in opts.extra]
-    validate_cfg(out, world_size=nodes * procs)
-    out.freeze()
-    return out
-
-
-def _task_setup(code_dir: Path) -> list[str]:
-    """sbatch set-up lines: import from the code snapshot; one intra-op thread per allocated CPU
-    (unless OMP_NUM_THREADS is exported already), not one per core of the node."""
-    return snapshot.python_path_setup(code_dir) + ["export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"]
-
-
-def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
-    """Submit pretraining for ``cfg`` as one Slurm job; returns the submitit job (None on --dry-run).
-
-    Reads from ``args``: the flags of :func:`add_slurm_args`, ``nodes`` (else LAUNCH.NODES),
-    ``dry_run``, ``wait`` and ``no_resume`` (a fresh start that ignores checkpoints already in
-    OUTPUT_DIR; a requeued job always resumes from its own).  With ``--wait`` it follows the job
-    and raises :class:`SlurmError` if it fails.
-    """
-    from avplug.config import write_config
-    from jobs.pretrain import PretrainJob
-
-    opts = resolve_slurm_options(cfg, args)
-    nodes = getattr(args, "nodes", None) or cfg.LAUNCH.NODES
-    procs = tasks_per_node(cfg, opts)
-    run_cfg = _resolved_cfg(cfg, opts, nodes, procs)
-    out = Path(run_cfg.OUTPUT_DIR)
-    folder = out / "slurm" / "%j"
-    world = nodes * procs
-
-    if getattr(args, "dry_run", False):
-        code = snapshot.snapshot_dir(out)
-        params = sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
-        print(run_cfg.dump())
-        print(f"# would submit to Slurm: {nodes} node(s) x {procs} task(s) = world size {world}; output in {out}")
-        print(f"# code snapshot: {code}")
-        print(sbatch_script(folder, params))
-        return None
-
-    code = snapshot.snapshot_code(out)
-    params = sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
-    write_config(run_cfg, out)
-    executor = make_executor(folder, params, max_requeues=opts.max_requeues)
-    with sbatch_errors(f"the pretraining job ({nodes} node(s) x {procs} task(s))"):
-        job = executor.submit(PretrainJob(run_cfg, resume=not getattr(args, "no_resume", False)))
-    print(
-        f"submitted Slurm job {job.job_id}: {nodes} node(s) x {procs} task(s) = world size {world}\n"
-        f"  output: {out}\n  logs:   {job.paths.folder}\n  code:   {code}",
-        flush=True,
-    )
-    if getattr(args, "wait", False):
-        try:
-            results = follow(job)
-        except KeyboardInterrupt:
-            print(f"\nstopped following; Slurm job {job.job_id} keeps running (scancel {job.job_id} stops it)", flush=True)
-            raise
-        print(f"Slurm job {job.job_id} finished: {results[0]}", flush=True)
-    return job

@@ -18,7 +18,7 @@ from avplug.config.cli import cfg_from_args, default_argument_parser
 from avplug.engine.launch import default_num_procs, launch_local
 from avplug.engine.log import setup_logging
 from avplug.plugins import setup_plugins
-from jobs import slurm
+from jobs import pretrain, slurm
 
 
 def build_parser():
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         world = cfg.LAUNCH.NODES * procs
         cfg = cfg_from_args(args, extra_opts=extra, world_size=world)
         if args.slurm:
-            slurm.submit_pretraining(cfg, args)
+            pretrain.submit_pretraining(cfg, args)
             return 0
     except (ConfigError, slurm.SlurmError) as exc:
         print(f"launch.py: {exc}", file=sys.stderr)

@@ -1,5 +1,5 @@
 """jobs.slurm and jobs.snapshot without a cluster: flags over cfg, sbatch scripts, code snapshots,
-the Slurm -> torch.distributed environment, the signal guard."""
+the Slurm -> torch.distributed environment, the signal guard, the pretraining dry run."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from avplug.config import load_config
-from jobs import slurm, snapshot
+from jobs import pretrain, slurm, snapshot, submitit_adapter
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -87,7 +87,7 @@ def test_sbatch_script_states_the_request(tmp_path):
 def test_dry_run_prints_the_script_and_submits_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     cfg = _cfg("OUTPUT_DIR", str(out))
-    assert slurm.submit_pretraining(cfg, _parse("--nodes", "2", "--dry-run", "--gpus-per-node", "0", "--cpus-per-task", "1")) is None
+    assert pretrain.submit_pretraining(cfg, _parse("--nodes", "2", "--dry-run", "--gpus-per-node", "0", "--cpus-per-task", "1")) is None
     text = capsys.readouterr().out
     assert "#SBATCH --nodes=2" in text and "#SBATCH --ntasks-per-node=1" in text
     assert f"export PYTHONPATH={out.resolve()}/code/" in text
@@ -98,7 +98,7 @@ def test_dry_run_prints_the_script_and_submits_nothing(tmp_path, capsys):
 def test_dry_run_rejects_a_batch_the_world_cannot_split(tmp_path):
     cfg = _cfg("OUTPUT_DIR", str(tmp_path))
     with pytest.raises(ValueError, match="SOLVER.BATCH_SIZE"):
-        slurm.submit_pretraining(cfg, _parse("--nodes", "3", "--dry-run", "--gpus-per-node", "0"))
+        pretrain.submit_pretraining(cfg, _parse("--nodes", "3", "--dry-run", "--gpus-per-node", "0"))
 
 
 def _git_repo(root: Path) -> Path:
@@ -174,9 +174,7 @@ def test_torch_distributed_env_from_slurm(monkeypatch):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_signal_guard_lets_only_the_job_process_act(monkeypatch):
-    import submitit
-
-    sig = submitit.JobEnvironment._usr_sig()
+    sig = submitit_adapter.preemption_signal()
     calls = []
     previous = signal.signal(sig, lambda s, f: calls.append(os.getpid()))
     try:

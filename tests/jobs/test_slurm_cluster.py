@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from avplug.config import get_cfg
-from jobs import slurm
+from jobs import pretrain, slurm
 
 pytestmark = pytest.mark.slurm
 
@@ -57,4 +57,4 @@ def test_a_request_sbatch_refuses_raises_slurm_error(tmp_path):
     args = parser.parse_args(["--gpus-per-node", "1", "--cpus-per-task", "1", "--time", "5"])  # the local nodes have no GPUs
     args.nodes = 2
     with pytest.raises(slurm.SlurmError, match=r"sbatch refused the pretraining job \(2 node\(s\) x 1 task\(s\)\).*gres"):
-        slurm.submit_pretraining(cfg, args)
+        pretrain.submit_pretraining(cfg, args)
