@@ -1,9 +1,10 @@
 """Named registries for everything a user can swap: one per concept.
 
 Each registry's docstring states the call contract of the objects registered in it.  Objects are
-registered with the decorator form (``@BACKBONES.register()``) and built by name from a cfg node
-with :func:`registry.build`.  This package imports nothing of avplug: third-party plugins are
-found and loaded by :mod:`registry.discovery`, avplug's built-ins imported by :mod:`avplug.plugins`.
+registered with the decorator form (``@BACKBONES.register()``, or ``@BACKBONES.register(name="X")``
+for a builder function named otherwise) and built by name from a cfg node with :func:`registry.build`.
+This package imports nothing of avplug: third-party plugins are found and loaded by
+:mod:`registry.discovery`, avplug's built-ins imported by :mod:`avplug.plugins`.
 """
 from registry.core import Registry, build
 from registry.discovery import (

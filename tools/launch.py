@@ -37,7 +37,7 @@ def list_plugins(plugins) -> str:
     setup_plugins(plugins)
     lines = []
     for reg in registry.ALL_REGISTRIES:
-        lines.append(f"{reg._name}: {', '.join(reg.names()) or '(none)'}")
+        lines.append(f"{reg.name}: {', '.join(reg.names()) or '(none)'}")
     loaded = registry.loaded_plugins()
     lines.append("plugins loaded: " + (", ".join(f"{k} ({v})" for k, v in loaded.items()) or "(none beyond built-ins)"))
     return "\n".join(lines)

@@ -121,11 +121,7 @@ class CrossModalNCE(nn.Module):
             return mean_over_ranks_forward_only(terms.mean())
 
 
+@LOSSES.register(name="CrossModalNCE")
 def build_cross_modal_nce(node) -> CrossModalNCE:
     """LOSSES builder: ``cfg.LOSS`` (``NORMALIZE``, ``TEMPERATURE``) -> :class:`CrossModalNCE`."""
     return CrossModalNCE(normalize=bool(node.NORMALIZE), temperature=float(node.TEMPERATURE))
-
-
-# Registered under the name users write in cfg.LOSS.NAME.
-build_cross_modal_nce.__name__ = "CrossModalNCE"
-LOSSES.register(build_cross_modal_nce)

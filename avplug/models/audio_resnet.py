@@ -135,11 +135,7 @@ def create_audio_resnet18(
     return model
 
 
+@BACKBONES.register(name="AudioResNet18")
 def build_audio_resnet18(node) -> AudioResNet:
     """BACKBONES builder: ``cfg.MODEL.AUDIO`` (``WIDTH``) -> :func:`create_audio_resnet18`."""
     return create_audio_resnet18(width=float(node.WIDTH))
-
-
-# Registered under the name users write in cfg.MODEL.AUDIO.NAME.
-build_audio_resnet18.__name__ = "AudioResNet18"
-BACKBONES.register(build_audio_resnet18)

@@ -74,11 +74,7 @@ class ConvProjectionHead(nn.Module):
         return self.conv2(pooled)  # [B, dim]
 
 
+@HEADS.register(name="ConvProjectionHead")
 def build_conv_projection_head(node, in_channels: int) -> ConvProjectionHead:
     """HEADS builder: ``cfg.MODEL.HEAD`` (``DIM``, ``HIDDEN_DIM``) -> :class:`ConvProjectionHead`."""
     return ConvProjectionHead(in_channels, int(node.DIM), hidden_dim=int(node.HIDDEN_DIM))
-
-
-# Registered under the name users write in cfg.MODEL.HEAD.NAME.
-build_conv_projection_head.__name__ = "ConvProjectionHead"
-HEADS.register(build_conv_projection_head)

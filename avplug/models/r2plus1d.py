@@ -164,11 +164,7 @@ def create_r2plus1d_18(
     return model
 
 
+@BACKBONES.register(name="R2Plus1D18")
 def build_r2plus1d_18(node) -> R2Plus1D:
     """BACKBONES builder: ``cfg.MODEL.VIDEO`` (``WIDTH``) -> :func:`create_r2plus1d_18`."""
     return create_r2plus1d_18(width=float(node.WIDTH))
-
-
-# Registered under the name users write in cfg.MODEL.VIDEO.NAME.
-build_r2plus1d_18.__name__ = "R2Plus1D18"
-BACKBONES.register(build_r2plus1d_18)

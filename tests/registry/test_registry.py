@@ -8,7 +8,7 @@ from registry import Registry, build
 
 def test_every_registry_states_its_contract():
     for reg in registry.ALL_REGISTRIES:
-        assert reg.__doc__ and "Called as" in reg.__doc__, reg._name
+        assert reg.__doc__ and "Called as" in reg.__doc__, reg.name
 
 
 def test_duplicate_name_is_an_error_naming_both_places():
@@ -20,6 +20,23 @@ def test_duplicate_name_is_an_error_naming_both_places():
 
     with pytest.raises(ValueError, match="already registered"):
         reg.register(thing)
+
+
+def test_register_under_a_given_name_keeps_the_function_name():
+    reg = Registry("THINGS")
+
+    @reg.register(name="Thing")
+    def build_thing(node):
+        return node
+
+    def build_other(node):
+        return node
+
+    reg.register(build_other, name="Other")
+    assert reg.names() == ["Other", "Thing"]
+    assert reg.get("Thing") is build_thing and build_thing.__name__ == "build_thing"
+    with pytest.raises(ValueError, match=r"THINGS: the name 'Thing' is already registered by .*build_thing"):
+        reg.register(build_other, name="Thing")
 
 
 def test_unknown_name_lists_registered_names_and_how_plugins_load():
