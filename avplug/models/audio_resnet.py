@@ -22,16 +22,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from avplug.models.layers import (
-    global_average_pool,
-    init_conv_weights,
-    relu_inplace,
-    scaled_channels,
-)
+from avplug.models.layers import init_conv_weights, relu_inplace, scaled_channels
+from avplug.models.trunk import RESNET18_BLOCKS_PER_STAGE, RESNET18_STAGE_CHANNELS, ResNetTrunk, resnet_stages
 from registry import BACKBONES
-
-STAGE_CHANNELS = (64, 128, 256, 512)
-BLOCKS_PER_STAGE = (2, 2, 2, 2)
 
 
 class BasicBlock2d(nn.Module):
@@ -64,12 +57,15 @@ class BasicBlock2d(nn.Module):
         return self.relu(out)
 
 
-class AudioResNet(nn.Module):
+class AudioResNet(ResNetTrunk):
     """A 2-D ResNet trunk on spectrogram images: ``conv1, bn1, relu, maxpool`` then ``layer1..N``.
 
     ``forward(x [B, C_in, F, T]) -> [B, out_channels, F', T']`` and
     ``pooled(x) -> [B, out_channels]``.  Build it with :func:`create_audio_resnet18`.
     """
+
+    input_dims = 4
+    input_layout = "a mel image [B, C, n_mels, frames]"
 
     def __init__(
         self,
@@ -80,23 +76,7 @@ class AudioResNet(nn.Module):
         stages: Sequence[nn.Module],
         out_channels: int,
     ) -> None:
-        super().__init__()
-        self.conv1, self.bn1, self.relu, self.maxpool = conv1, bn1, relu, maxpool
-        for index, stage in enumerate(stages, start=1):
-            self.add_module(f"layer{index}", stage)
-        self.num_stages = len(stages)
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"AudioResNet expects a mel image [B, C, n_mels, frames], got shape {tuple(x.shape)}")
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for index in range(1, self.num_stages + 1):
-            x = getattr(self, f"layer{index}")(x)
-        return x
-
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        return global_average_pool(self(x))
+        super().__init__({"conv1": conv1, "bn1": bn1, "relu": relu, "maxpool": maxpool}, stages, out_channels)
 
 
 def create_audio_resnet18(
@@ -114,15 +94,8 @@ def create_audio_resnet18(
         norm: ``norm(num_channels)`` builds a normalisation layer for 4-D maps.
         activation: ``activation()`` builds an activation layer.
     """
-    channels = [scaled_channels(c, width) for c in STAGE_CHANNELS]
-    stages = []
-    in_planes = channels[0]
-    for index, (planes, blocks) in enumerate(zip(channels, BLOCKS_PER_STAGE)):
-        stride = 1 if index == 0 else 2
-        layer = [BasicBlock2d(in_planes, planes, stride, norm=norm, activation=activation)]
-        layer += [BasicBlock2d(planes, planes, norm=norm, activation=activation) for _ in range(1, blocks)]
-        stages.append(nn.Sequential(*layer))
-        in_planes = planes
+    channels = [scaled_channels(c, width) for c in RESNET18_STAGE_CHANNELS]
+    stages = resnet_stages(BasicBlock2d, channels, RESNET18_BLOCKS_PER_STAGE, norm=norm, activation=activation)
     model = AudioResNet(
         conv1=nn.Conv2d(input_channels, channels[0], 7, stride=2, padding=3, bias=False),
         bn1=norm(channels[0]),

@@ -26,17 +26,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from avplug.models.layers import (
-    global_average_pool,
-    init_conv_weights,
-    relu_inplace,
-    scaled_channels,
-)
+from avplug.models.layers import init_conv_weights, relu_inplace, scaled_channels
+from avplug.models.trunk import RESNET18_BLOCKS_PER_STAGE, RESNET18_STAGE_CHANNELS, ResNetTrunk, resnet_stages
 from registry import BACKBONES
 
-# Channels of the four stages and blocks per stage of the 18-layer network.
-STAGE_CHANNELS = (64, 128, 256, 512)
-BLOCKS_PER_STAGE = (2, 2, 2, 2)
 STEM_MIDPLANES = 45
 
 
@@ -98,7 +91,7 @@ class BasicBlock2Plus1D(nn.Module):
         return self.relu(out)
 
 
-class R2Plus1D(nn.Module):
+class R2Plus1D(ResNetTrunk):
     """A (2+1)D ResNet trunk: ``stem`` then ``layer1`` .. ``layer4``.
 
     ``forward(x [B, C_in, T, H, W]) -> [B, out_channels, T', H', W']`` (the last feature map) and
@@ -106,24 +99,11 @@ class R2Plus1D(nn.Module):
     :func:`create_r2plus1d_18`.
     """
 
+    input_dims = 5
+    input_layout = "video [B, C, T, H, W]"
+
     def __init__(self, stem: nn.Module, stages: Sequence[nn.Module], out_channels: int) -> None:
-        super().__init__()
-        self.stem = stem
-        for index, stage in enumerate(stages, start=1):
-            self.add_module(f"layer{index}", stage)
-        self.num_stages = len(stages)
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"R2Plus1D expects video [B, C, T, H, W], got shape {tuple(x.shape)}")
-        x = self.stem(x)
-        for index in range(1, self.num_stages + 1):
-            x = getattr(self, f"layer{index}")(x)
-        return x
-
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        return global_average_pool(self(x))
+        super().__init__({"stem": stem}, stages, out_channels)
 
 
 def create_r2plus1d_18(
@@ -142,7 +122,7 @@ def create_r2plus1d_18(
         activation: ``activation()`` builds an activation layer.
     """
     stem_mid = scaled_channels(STEM_MIDPLANES, width)
-    channels = [scaled_channels(c, width) for c in STAGE_CHANNELS]
+    channels = [scaled_channels(c, width) for c in RESNET18_STAGE_CHANNELS]
     stem = nn.Sequential(
         nn.Conv3d(input_channels, stem_mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
         norm(stem_mid),
@@ -151,14 +131,7 @@ def create_r2plus1d_18(
         norm(channels[0]),
         activation(),
     )
-    stages = []
-    in_planes = channels[0]
-    for index, (planes, blocks) in enumerate(zip(channels, BLOCKS_PER_STAGE)):
-        stride = 1 if index == 0 else 2
-        layer = [BasicBlock2Plus1D(in_planes, planes, stride, norm=norm, activation=activation)]
-        layer += [BasicBlock2Plus1D(planes, planes, norm=norm, activation=activation) for _ in range(1, blocks)]
-        stages.append(nn.Sequential(*layer))
-        in_planes = planes
+    stages = resnet_stages(BasicBlock2Plus1D, channels, RESNET18_BLOCKS_PER_STAGE, norm=norm, activation=activation)
     model = R2Plus1D(stem, stages, out_channels=channels[-1])
     init_conv_weights(model)
     return model
