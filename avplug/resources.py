@@ -1,6 +1,7 @@
 """What this process may use of the machine."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 
@@ -19,3 +20,10 @@ def available_cpus() -> int:
     if allocated.isdigit() and int(allocated) > 0:
         cpus = min(cpus, int(allocated))
     return max(1, cpus)
+
+
+def pool_context():
+    """The start method of avplug's process pools (ingest, preprocess, demo corpus): fork where
+    available (fast, and workers inherit the imported modules), else the platform's default."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)

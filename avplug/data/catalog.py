@@ -27,7 +27,6 @@ import io
 import json
 import logging
 import math
-import multiprocessing
 import os
 import random
 import time
@@ -41,7 +40,7 @@ from avplug.data.decoders.media import quiet_ffmpeg
 from avplug.data.decoders.probing import decodable_extent, probe
 from avplug.data.errors import MediaError
 from avplug.data.files import is_remote, join_path, read_text, write_text
-from avplug.resources import available_cpus
+from avplug.resources import available_cpus, pool_context
 
 logger = logging.getLogger(__name__)
 
@@ -253,13 +252,6 @@ def resolve_workers(workers: int) -> int:
     if workers and workers > 0:
         return int(workers)
     return available_cpus()
-
-
-def pool_context():
-    """Process start method of the ingest / preprocess pools (fork where available: fast and
-    the workers need nothing the parent must re-import)."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else None)
 
 
 def _probe_all(paths: list[str], snippet_seconds: float, workers: int, progress: bool):

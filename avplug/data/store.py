@@ -53,7 +53,7 @@ import torch
 from av.video.frame import PictureType
 from iopath.common.file_io import g_pathmgr
 
-from avplug.data.catalog import load_catalog, pool_context, resolve_workers
+from avplug.data.catalog import load_catalog, resolve_workers
 from avplug.data.decoders import get_default_decoder, read_clips
 from avplug.data.decoders.media import (
     TIME_EPS,
@@ -68,6 +68,7 @@ from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
 from avplug.data.errors import MediaError, StoreError
 from avplug.data.files import join_path, read_text, write_text
 from avplug.data.index import TitleRecord
+from avplug.resources import pool_context
 from registry import DECODERS
 
 logger = logging.getLogger(__name__)

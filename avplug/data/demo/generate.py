@@ -5,10 +5,8 @@ The output folder's layout and what each file holds are described in ``docs/demo
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from tqdm import tqdm
 from avplug.data.demo.layouts import write_sidecars
 from avplug.data.demo.plan import DOWNSTREAM_FPS, DOWNSTREAM_SECONDS, plan_demo_corpus
 from avplug.data.demo.render import render_task
-from avplug.resources import available_cpus
+from avplug.resources import available_cpus, pool_context
 
 __all__ = ["DemoCorpus", "generate_demo_corpus"]
 
@@ -85,9 +83,7 @@ def _run_tasks(root: Path, tasks: list, workers: int, progress: bool) -> None:
                 render_task(str(root), kind, items, content)
                 bar.update(len(items))
             return
-        # fork shares the already imported modules; other platforms use their safe default
-        context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
             futures = {pool.submit(render_task, str(root), kind, items, content): len(items)
                        for kind, items, content, _ in tasks}
             for future in as_completed(futures):
