@@ -61,6 +61,7 @@ from avplug.evaluation.kl import (
     kl_from_counts,
 )
 from avplug.evaluation.retrieval import retrieval_measures
+from avplug.samplers.subsets import sample_distinct
 
 logger = logging.getLogger(__name__)
 
@@ -97,45 +98,11 @@ def _as_matrix(z: Any, name: str) -> np.ndarray:
     return z
 
 
-def _distinct_draws(rng: np.random.Generator, population: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """For every row r, ``min(count, population[r])`` distinct integers of ``range(population[r])``.
-
-    Returned flat as ``(rows, values)``.  Vectorized over rows: rows with at most ``count``
-    candidates take them all; rows with at most ``count**2`` candidates draw by sorting random keys
-    (exact, width <= count**2); larger rows draw with replacement and redraw any row holding a
-    repeat, which happens with probability below 1 - exp(-1/2) per round.  Cost O(rows * count**2)
-    at most, linear in the number of rows.
-    """
-    rows_out, values_out = [], []
-    everything = np.flatnonzero(population <= count)
-    if everything.size:
-        sizes = population[everything]
-        rows_out.append(np.repeat(everything, sizes))
-        values_out.append(np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
-    small = np.flatnonzero((population > count) & (population <= count * count))
-    if small.size:
-        width = int(population[small].max())
-        step = max(1, (1 << 22) // width)
-        for lo in range(0, small.size, step):
-            rows = small[lo : lo + step]
-            keys = rng.random((rows.size, width))
-            keys[np.arange(width)[None, :] >= population[rows, None]] = np.inf
-            rows_out.append(np.repeat(rows, count))
-            values_out.append(np.argpartition(keys, count - 1, axis=1)[:, :count].ravel())
-    large = np.flatnonzero(population > count * count)
-    if large.size:
-        values = (rng.random((large.size, count)) * population[large, None]).astype(np.int64)
-        while True:
-            ordered = np.sort(values, axis=1)
-            repeat = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
-            if not repeat.any():
-                break
-            values[repeat] = (rng.random((int(repeat.sum()), count)) * population[large[repeat], None]).astype(np.int64)
-        rows_out.append(np.repeat(large, count))
-        values_out.append(values.ravel())
-    if not rows_out:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(rows_out).astype(np.int64), np.concatenate(values_out).astype(np.int64)
+def _distinct_partners(rng: np.random.Generator, population: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every row r, ``min(count, population[r])`` distinct integers of ``range(population[r])``
+    (a uniform subset, :func:`avplug.samplers.subsets.sample_distinct`), flat as ``(rows, values)``."""
+    sizes = np.minimum(count, population)
+    return np.repeat(np.arange(len(population)), sizes), sample_distinct(rng, population, sizes)
 
 
 class TitleScores(NamedTuple):
@@ -176,10 +143,10 @@ def title_scores(
     start, size = starts[labels], sizes[labels]  # per snippet: its title's block
     rank = position - start  # the snippet's place inside its block
     # S-: partners at offsets 1 .. size - 1 inside the block (cyclically), so never the snippet itself.
-    same_i, offset = _distinct_draws(rng, size - 1, pairs_per_snippet)
+    same_i, offset = _distinct_partners(rng, size - 1, pairs_per_snippet)
     same_j = order[start[same_i] + (rank[same_i] + 1 + offset) % size[same_i]]
     # S!=: the n - size snippets outside the block, numbered around it.
-    diff_i, u = _distinct_draws(rng, n - size, pairs_per_snippet)
+    diff_i, u = _distinct_partners(rng, n - size, pairs_per_snippet)
     diff_j = order[np.where(u < start[diff_i], u, u + size[diff_i])]
 
     def scores(rows: np.ndarray, cols: np.ndarray, chunk: int = 4096) -> np.ndarray:

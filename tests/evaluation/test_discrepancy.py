@@ -98,21 +98,6 @@ def test_score_distributions_sample_the_right_pairs():
     assert all(np.array_equal(out[k], again[k]) for k in out)
 
 
-def test_distinct_draws_in_every_regime():
-    from avplug.evaluation.discrepancy import _distinct_draws
-
-    population = np.array([0, 1, 5, 16, 17, 100, 256, 257, 10_000])
-    rows, values = _distinct_draws(np.random.default_rng(0), population, 16)
-    for r, pop in enumerate(population):
-        mine = values[rows == r]
-        assert len(mine) == min(16, pop) and len(set(mine.tolist())) == len(mine)
-        assert ((mine >= 0) & (mine < max(pop, 1))).all()
-    # Uniform: every candidate of a small population is drawn about equally often.
-    rows, values = _distinct_draws(np.random.default_rng(1), np.full(4000, 20), 5)
-    counts = np.bincount(values, minlength=20)
-    assert counts.min() > 0.85 * counts.mean() and counts.max() < 1.15 * counts.mean()
-
-
 def structured_embeddings(title_scale, *, titles=40, per_title=25, dim=16, seed=0):
     """Matched pairs share a snippet vector; every snippet of a title shares a title offset."""
     rng = np.random.default_rng(seed)

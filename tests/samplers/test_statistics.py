@@ -97,6 +97,21 @@ def test_distinct_subsets_are_uniform(n, k):
     assert sorted(out[-12:-10]) == [0, 1] and len(set(out[-10:])) == 10
 
 
+def test_sample_distinct_in_every_regime():
+    """Populations from empty to far larger than the draw (the held-out pair draw's range)."""
+    population = np.array([0, 1, 5, 16, 17, 100, 256, 257, 10_000])
+    sizes = np.minimum(16, population)
+    out = sample_distinct(np.random.default_rng(0), population, sizes)
+    ends = np.cumsum(sizes)
+    for pop, size, end in zip(population, sizes, ends):
+        mine = out[end - size : end]
+        assert len(set(mine.tolist())) == len(mine) == size
+        assert ((mine >= 0) & (mine < max(pop, 1))).all()
+    # Uniform: every candidate of a small population is drawn about equally often.
+    counts = np.bincount(sample_distinct(np.random.default_rng(1), np.full(4000, 20), np.full(4000, 5)), minlength=20)
+    assert counts.min() > 0.85 * counts.mean() and counts.max() < 1.15 * counts.mean()
+
+
 def test_hierarchical_windowed_groups_are_uniform_through_the_sampler(make_cfg, world):
     titles = [TitleRecord(f"t{i}", 9) for i in range(8)]
     sampler = world(make_cfg({"SAMPLER.K": 3, "SAMPLER.WINDOW": 5, "SOLVER.BATCH_SIZE": 24}), titles, 1, 14)[0]
