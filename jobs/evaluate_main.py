@@ -14,21 +14,17 @@ import json
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 
 
+@exits_on_config_error("jobs.evaluate_main")
 def main(argv: list[str] | None = None) -> int:
     parser = default_argument_parser("avplug downstream evaluation: one split (a replica) or all of them.")
     parser.add_argument("--weights", required=True, help="pretraining checkpoint or exported encoders; 'none' for random init")
     parser.add_argument("--splits", type=int, nargs="+", default=None, help="official splits (default: EVAL.DOWNSTREAM.SPLITS, else all)")
     parser.add_argument("--split-index", type=int, default=None, help="evaluate only --splits[I] (0-based), then aggregate if all are done")
     args = parser.parse_args(argv)
-    try:
-        cfg = cfg_from_args(args)
-    except ConfigError as exc:
-        print(f"jobs.evaluate_main: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args)
     from avplug.config import write_config
     from avplug.engine.log import setup_logging
     from avplug.evaluation.downstream_protocols import run_evaluation, splits_of

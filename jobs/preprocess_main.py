@@ -13,10 +13,10 @@ import json
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 
 
+@exits_on_config_error("jobs.preprocess_main")
 def main(argv: list[str] | None = None) -> int:
     parser = default_argument_parser("One shard of avplug preprocessing, merging when it is the last.")
     parser.add_argument("--catalog", default=None, help="catalog folder (default: DATA.CATALOG_DIR)")
@@ -25,11 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-shards", type=int, required=True, help="number of shards K")
     parser.add_argument("--workers", type=int, default=None, help="local processes, 0 = all cores (default: DATA.PREPROCESS_WORKERS)")
     args = parser.parse_args(argv)
-    try:
-        cfg = cfg_from_args(args)
-    except ConfigError as exc:
-        print(f"jobs.preprocess_main: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args)
     catalog = args.catalog or cfg.DATA.CATALOG_DIR
     out = args.out or cfg.DATA.STORE_DIR
     if not catalog or not out:

@@ -14,20 +14,16 @@ import os
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 
 
+@exits_on_config_error("jobs.pretrain_main")
 def main(argv: list[str] | None = None) -> int:
     parser = default_argument_parser("One rank of avplug pretraining under torchrun / TorchX.")
     parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in OUTPUT_DIR")
     args = parser.parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    try:
-        cfg = cfg_from_args(args, world_size=world)
-    except ConfigError as exc:
-        print(f"jobs.pretrain_main: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args, world_size=world)
     from avplug.engine import distributed as du
     from avplug.engine.train import run_pretraining
 

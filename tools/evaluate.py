@@ -17,8 +17,7 @@ import json
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.engine.log import setup_logging
 from jobs import slurm
 from jobs.evaluate import submit_evaluation
@@ -56,6 +55,7 @@ def parse_args(argv=None):
     return args
 
 
+@exits_on_config_error("evaluate.py")
 def main(argv=None) -> int:
     args = parse_args(argv)
     extra = []
@@ -63,11 +63,7 @@ def main(argv=None) -> int:
         extra += ["EVAL.DOWNSTREAM.PROTOCOL", args.protocol]
     if args.out:
         extra += ["OUTPUT_DIR", args.out]
-    try:
-        cfg = cfg_from_args(args, extra_opts=extra)
-    except ConfigError as exc:
-        print(f"evaluate.py: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args, extra_opts=extra)
     if args.slurm:
         try:
             submit_evaluation(cfg, args, weights=args.weights, splits=args.splits)

@@ -19,8 +19,7 @@ from __future__ import annotations
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.data.catalog import CatalogError, ingest
 from avplug.engine.log import setup_logging
 
@@ -38,6 +37,7 @@ def build_parser():
     return parser
 
 
+@exits_on_config_error("ingest.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
             max_titles=d.MAX_TITLES,
             progress=not args.no_progress,
         )
-    except (ConfigError, CatalogError) as exc:
+    except CatalogError as exc:
         print(f"ingest.py: {exc}", file=sys.stderr)
         return 2
     print(

@@ -15,8 +15,7 @@ import json
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 
 
 def build_parser():
@@ -32,16 +31,13 @@ def build_parser():
     return parser
 
 
+@exits_on_config_error("inspect_sampler.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.world_size < 1 or (args.rank is not None and not 0 <= args.rank < args.world_size):
         print(f"inspect_sampler.py: rank {args.rank} is not in a world of size {args.world_size}", file=sys.stderr)
         return 2
-    try:
-        cfg = cfg_from_args(args, world_size=args.world_size)
-    except ConfigError as exc:
-        print(f"inspect_sampler.py: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args, world_size=args.world_size)
     from avplug.samplers import (
         build_sampler,
         load_titles_for,

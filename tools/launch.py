@@ -13,8 +13,7 @@ import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 import registry
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.engine.launch import default_num_procs, launch_local
 from avplug.engine.log import setup_logging
 from avplug.plugins import setup_plugins
@@ -43,6 +42,7 @@ def list_plugins(plugins) -> str:
     return "\n".join(lines)
 
 
+@exits_on_config_error("launch.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_plugins:
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         if args.slurm:
             pretrain.submit_pretraining(cfg, args)
             return 0
-    except (ConfigError, slurm.SlurmError) as exc:
+    except slurm.SlurmError as exc:
         print(f"launch.py: {exc}", file=sys.stderr)
         return 2
     if cfg.LAUNCH.NODES > 1:

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.data.demo import generate_demo_corpus
 
 
@@ -43,14 +42,11 @@ def _folder_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
+@exits_on_config_error("make_demo_corpus.py")
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        cfg = cfg_from_args(args)
-    except ConfigError as exc:
-        print(f"make_demo_corpus.py: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args)
     demo = cfg.DATA.DEMO
     out = args.out if args.out is not None else (str(Path(cfg.DATA.META).parent) if cfg.DATA.META else "")
     if not out:

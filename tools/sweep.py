@@ -38,8 +38,8 @@ import sys
 from pathlib import Path
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError, resolve_config_path
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config import resolve_config_path
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.engine.log import setup_logging
 from jobs import slurm
 
@@ -101,6 +101,7 @@ def plan(args, cfg):
     return points, notes
 
 
+@exits_on_config_error("sweep.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from avplug.experiments import SweepError
@@ -122,12 +123,8 @@ def main(argv=None) -> int:
     if not (args.grid or args.preset):
         print("sweep.py: give --grid KEY=V1,V2 (repeatable) and/or --preset", file=sys.stderr)
         return 2
-    try:
-        cfg = cfg_from_args(args)
-        evals = [str(resolve_config_path(e)) for e in args.eval]
-    except ConfigError as exc:
-        print(f"sweep.py: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args)
+    evals = [str(resolve_config_path(e)) for e in args.eval]
     setup_logging(out)
     if args.prepare != "none" and not args.dry_run:
         from avplug.pipeline import prepare_data

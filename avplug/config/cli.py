@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+import functools
+import sys
+from typing import Callable, Sequence
 
 from fvcore.common.config import CfgNode
+
+from avplug.config.config import load_config
+from avplug.config.errors import ConfigError
 
 
 def default_argument_parser(description: str, *, cfg_required: bool = True) -> argparse.ArgumentParser:
@@ -18,7 +23,23 @@ def default_argument_parser(description: str, *, cfg_required: bool = True) -> a
 
 def cfg_from_args(args: argparse.Namespace, *, world_size: int | None = None, extra_opts: Sequence[str] = ()) -> CfgNode:
     """The validated, frozen cfg that ``args`` (from :func:`default_argument_parser`) describe."""
-    from avplug.config import load_config
-
     opts = [o for o in args.opts if o != "--"] + list(extra_opts)
     return load_config(args.cfg, opts, plugins=args.plugin, world_size=world_size)
+
+
+def exits_on_config_error(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a tool's ``main``: a :class:`ConfigError` it raises becomes one ``prog: message``
+    line on stderr and the return value (exit status) 2, instead of a traceback."""
+
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def guarded(*args, **kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except ConfigError as exc:
+                print(f"{prog}: {exc}", file=sys.stderr)
+                return 2
+
+        return guarded
+
+    return decorate

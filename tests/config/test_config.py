@@ -1,6 +1,7 @@
 import pytest
 
 from avplug.config import ConfigError, load_config, write_config
+from avplug.config.cli import exits_on_config_error
 
 
 def test_movie_tv_is_the_papers_recipe():
@@ -66,3 +67,15 @@ def test_resolved_config_round_trips(tmp_path):
 def test_unknown_recipe_lists_shipped_ones():
     with pytest.raises(ConfigError, match="movie_tv.yaml"):
         load_config("no_such_recipe.yaml")
+
+
+def test_a_tool_main_turns_a_config_error_into_one_line_and_status_2(capsys):
+    @exits_on_config_error("tool.py")
+    def main(argv=None) -> int:
+        load_config("demo.yaml", list(argv))
+        return 0
+
+    assert main(["SEED", "1"]) == 0
+    assert main(["NOT_A_KEY", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tool.py: ") and "NOT_A_KEY" in err and err.count("\n") == 1
