@@ -66,15 +66,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast_object(obj):
-    """Rank 0's ``obj`` on every rank."""
-    if get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def destroy() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
