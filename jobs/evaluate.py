@@ -14,7 +14,6 @@ Each split task gets one GPU when the request has GPUs (``--gpus-per-node`` > 0)
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,7 +61,7 @@ def aggregate_results(cfg: CfgNode, splits: Sequence[int]) -> dict[str, Any]:
 
     Raises ``RuntimeError`` naming the splits that have no result (their task failed).
     """
-    from avplug.evaluation.downstream_protocols import aggregate, results_markdown, split_dir
+    from avplug.evaluation.downstream_protocols import aggregate, load_split_result, write_summary
 
     missing = missing_splits(cfg, splits)
     if missing:
@@ -70,10 +69,8 @@ def aggregate_results(cfg: CfgNode, splits: Sequence[int]) -> dict[str, Any]:
             f"{cfg.OUTPUT_DIR}: no result for split(s) {missing} (see their logs); submit the same command "
             "again: finished splits are reused and unfinished fine-tuning resumes from its last epoch"
         )
-    summary = aggregate(json.loads((split_dir(cfg, s) / "result.json").read_text()) for s in splits)
-    out = Path(cfg.OUTPUT_DIR)
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "results.md").write_text(results_markdown(summary))
+    summary = aggregate(load_split_result(cfg, s) for s in splits)
+    write_summary(cfg, summary)
     return summary
 
 
