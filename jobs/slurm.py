@@ -214,19 +214,6 @@ def sbatch_script(folder: str | os.PathLike, params: dict[str, Any], *, array_si
     return submitit_adapter.sbatch_script(python_command(), folder, params, array_size=array_size)
 
 
-def slurm_available() -> bool:
-    """True when this machine can submit to a Slurm controller that answers."""
-    import shutil
-
-    if not (shutil.which("sbatch") and shutil.which("scontrol")):
-        return False
-    try:
-        out = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "UP" in out.stdout
-
-
 # ---------------------------------------------------------------------------------------------
 # Inside a job: torch.distributed from the Slurm environment
 # ---------------------------------------------------------------------------------------------

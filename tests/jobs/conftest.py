@@ -6,6 +6,7 @@ Without one they are skipped with the reason, except when ``AVPLUG_REQUIRE_SLURM
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,12 +16,21 @@ REQUIRE_ENV = "AVPLUG_REQUIRE_SLURM"
 _STATUS: dict[str, str | None] = {}
 
 
+def _slurm_available() -> bool:
+    """True when this machine can submit to a Slurm controller that answers."""
+    if not (shutil.which("sbatch") and shutil.which("scontrol")):
+        return False
+    try:
+        out = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "UP" in out.stdout
+
+
 def _slurm_problem() -> str | None:
     """None when sbatch works against a controller with two idle-or-busy nodes, else why not."""
     if "problem" not in _STATUS:
-        from jobs.slurm import slurm_available
-
-        if not slurm_available():
+        if not _slurm_available():
             _STATUS["problem"] = "no Slurm controller answers here (start one with: sudo scripts/slurm_local.sh start)"
         else:
             out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30, check=False)
