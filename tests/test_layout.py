@@ -1,8 +1,8 @@
 """The layout of DESIGN.md, checked on the import statements.
 
 Arrows point one way (registry <- avplug <- jobs <- tools), the project's module graph has no cycle
-(function-level imports count: they only hide one), and no module imports another module's
-``_private`` name.
+(function-level imports count: they only hide one; imports under ``if TYPE_CHECKING:`` do not, they
+never run), and no module imports another module's ``_private`` name.
 """
 import ast
 import sys
@@ -109,11 +109,30 @@ def _imported(module: str, path: Path, node: ast.AST, modules) -> list[tuple[str
     return found
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node at every depth, less the bodies of ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if _is_type_checking(node):
+            stack.extend(node.orelse)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+
+
 def _project_imports():
     """``(module, path, line, imported module, imported name or None)`` at every depth of every module."""
     modules = _project_modules()
     for module, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in _runtime_nodes(ast.parse(path.read_text(), filename=str(path))):
             for target, name in _imported(module, path, node, modules):
                 yield module, path, node.lineno, target, name
 
@@ -253,4 +272,5 @@ def test_no_private_names_across_modules():
     ]
     for module, path in modules.items():
         bad += _private_attribute_reads(module, path, modules)
+    bad.sort()
     assert not bad, "private names used across modules:\n" + "\n".join(bad)
