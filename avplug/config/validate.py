@@ -10,11 +10,8 @@ def _fail(key: str, value, why: str) -> None:
     raise ConfigError(f"{key} = {value!r}: {why}")
 
 
-def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
-    """Check ``cfg`` in place (it must be unfrozen) and fill derived keys; returns ``cfg``."""
-    d, s, v, a = cfg.DATA, cfg.SOLVER, cfg.INPUT.VIDEO, cfg.INPUT.AUDIO
-    if cfg.VERSION != 1:
-        _fail("VERSION", cfg.VERSION, "this avplug reads config version 1")
+def _check_data(d: CfgNode) -> None:
+    """DATA: snippets, held-out split, store; fills the derived DATA.SNIPPET_SECONDS."""
     if d.SNIPPET_FRAMES < 1:
         _fail("DATA.SNIPPET_FRAMES", d.SNIPPET_FRAMES, "a snippet needs at least one frame")
     if d.FPS <= 0:
@@ -29,6 +26,9 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
     if d.AUDIO_RATE < 8000:
         _fail("DATA.AUDIO_RATE", d.AUDIO_RATE, "must be at least 8000 Hz")
 
+
+def _check_input(v: CfgNode, a: CfgNode) -> None:
+    """INPUT.VIDEO (``v``) and INPUT.AUDIO (``a``)."""
     if v.CROP < 1:
         _fail("INPUT.VIDEO.CROP", v.CROP, "must be positive")
     if v.CROP > v.SHORT_SIDE:
@@ -44,25 +44,32 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
     if not 0.0 <= a.DROP_FRACTION < 1.0:
         _fail("INPUT.AUDIO.DROP_FRACTION", a.DROP_FRACTION, "must be in [0, 1)")
 
-    k, w = cfg.SAMPLER.K, cfg.SAMPLER.WINDOW
+
+def _check_sampler(sampler: CfgNode) -> None:
+    """SAMPLER: k and the window, and the built-in policies' exclusive settings."""
+    k, w = sampler.K, sampler.WINDOW
     if k < 1:
         _fail("SAMPLER.K", k, "k is the number of snippets drawn per title and must be >= 1")
     if w < 0:
         _fail("SAMPLER.WINDOW", w, "the window must be >= k, or 0 for no window")
     if 0 < w < k:
         _fail("SAMPLER.WINDOW", w, f"k = {k} distinct snippets cannot fit a window of w = {w} (need w >= k, or 0 for none)")
-    if cfg.SAMPLER.SHORT_TITLES not in ("skip", "cap"):
-        _fail("SAMPLER.SHORT_TITLES", cfg.SAMPLER.SHORT_TITLES, 'must be "skip" or "cap"')
-    if cfg.SAMPLER.SCENE_MODE not in ("one_scene", "k_scenes"):
-        _fail("SAMPLER.SCENE_MODE", cfg.SAMPLER.SCENE_MODE, 'must be "one_scene" or "k_scenes"')
+    if sampler.SHORT_TITLES not in ("skip", "cap"):
+        _fail("SAMPLER.SHORT_TITLES", sampler.SHORT_TITLES, 'must be "skip" or "cap"')
+    if sampler.SCENE_MODE not in ("one_scene", "k_scenes"):
+        _fail("SAMPLER.SCENE_MODE", sampler.SCENE_MODE, 'must be "one_scene" or "k_scenes"')
     # Built-in policies whose settings exclude each other (caught here, before a job is queued).
-    if cfg.SAMPLER.NAME == "IIDSampler" and k != 1:
+    if sampler.NAME == "IIDSampler" and k != 1:
         _fail("SAMPLER.K", k, "IIDSampler is the i.i.d. baseline and draws single snippets: set SAMPLER.K 1")
-    if cfg.SAMPLER.NAME == "IIDSampler" and cfg.SAMPLER.GENRE_BALANCED:
+    if sampler.NAME == "IIDSampler" and sampler.GENRE_BALANCED:
         _fail("SAMPLER.GENRE_BALANCED", True, "applies to the group samplers, not to IIDSampler")
-    if cfg.SAMPLER.NAME == "SceneAwareSampler" and cfg.SAMPLER.SCENE_MODE == "k_scenes" and w:
+    if sampler.NAME == "SceneAwareSampler" and sampler.SCENE_MODE == "k_scenes" and w:
         _fail("SAMPLER.WINDOW", w, "SCENE_MODE k_scenes takes one snippet per scene and no window: set SAMPLER.WINDOW 0")
 
+
+def _check_solver(s: CfgNode, sampler: CfgNode, world_size: int | None) -> None:
+    """SOLVER: the batch against k and the world size, the schedule, precision, optimizer."""
+    k = sampler.K
     if s.BATCH_SIZE < 1:
         _fail("SOLVER.BATCH_SIZE", s.BATCH_SIZE, "must be positive")
     if s.BATCH_SIZE % k:
@@ -70,7 +77,7 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
     if world_size is not None:
         if s.BATCH_SIZE % world_size:
             _fail("SOLVER.BATCH_SIZE", s.BATCH_SIZE, f"not divisible by the world size {world_size}")
-        if not cfg.SAMPLER.SPREAD_GROUPS and (s.BATCH_SIZE // world_size) % k:
+        if not sampler.SPREAD_GROUPS and (s.BATCH_SIZE // world_size) % k:
             _fail(
                 "SOLVER.BATCH_SIZE",
                 s.BATCH_SIZE,
@@ -90,6 +97,9 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
     if s.LOG_PERIOD < 1:
         _fail("SOLVER.LOG_PERIOD", s.LOG_PERIOD, "must be >= 1")
 
+
+def _check_model(cfg: CfgNode) -> None:
+    """MODEL widths and head, LOSS temperature."""
     if cfg.MODEL.VIDEO.WIDTH <= 0 or cfg.MODEL.AUDIO.WIDTH <= 0:
         _fail("MODEL.VIDEO.WIDTH", (cfg.MODEL.VIDEO.WIDTH, cfg.MODEL.AUDIO.WIDTH), "width multipliers must be positive")
     if cfg.MODEL.HEAD.DIM < 1:
@@ -97,11 +107,14 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
     if cfg.LOSS.TEMPERATURE <= 0:
         _fail("LOSS.TEMPERATURE", cfg.LOSS.TEMPERATURE, "must be positive")
 
-    if cfg.EVAL.DISCREPANCY_ESTIMATOR not in ("histogram", "knn"):
-        _fail("EVAL.DISCREPANCY_ESTIMATOR", cfg.EVAL.DISCREPANCY_ESTIMATOR, 'must be "histogram" or "knn"')
-    if cfg.EVAL.BOOTSTRAP_REPLICATES < 2:
-        _fail("EVAL.BOOTSTRAP_REPLICATES", cfg.EVAL.BOOTSTRAP_REPLICATES, "must be >= 2")
-    e = cfg.EVAL.DOWNSTREAM
+
+def _check_eval(ev: CfgNode) -> None:
+    """EVAL: the held-out estimator and EVAL.DOWNSTREAM."""
+    if ev.DISCREPANCY_ESTIMATOR not in ("histogram", "knn"):
+        _fail("EVAL.DISCREPANCY_ESTIMATOR", ev.DISCREPANCY_ESTIMATOR, 'must be "histogram" or "knn"')
+    if ev.BOOTSTRAP_REPLICATES < 2:
+        _fail("EVAL.BOOTSTRAP_REPLICATES", ev.BOOTSTRAP_REPLICATES, "must be >= 2")
+    e = ev.DOWNSTREAM
     if e.PROTOCOL not in ("finetune", "linear"):
         _fail("EVAL.DOWNSTREAM.PROTOCOL", e.PROTOCOL, 'must be "finetune" or "linear"')
     lo, hi = e.SCALE_JITTER
@@ -122,8 +135,29 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
         _fail("EVAL.DOWNSTREAM.MASK_FRACTION", e.MASK_FRACTION, "must be in [0, 1]")
     if not 0.0 <= e.DROPOUT < 1.0:
         _fail("EVAL.DOWNSTREAM.DROPOUT", e.DROPOUT, "must be in [0, 1)")
-    if cfg.LAUNCH.NODES < 1:
-        _fail("LAUNCH.NODES", cfg.LAUNCH.NODES, "must be >= 1")
-    if cfg.LAUNCH.BACKEND not in ("auto", "nccl", "gloo"):
-        _fail("LAUNCH.BACKEND", cfg.LAUNCH.BACKEND, 'must be "auto", "nccl" or "gloo"')
+
+
+def _check_launch(launch: CfgNode) -> None:
+    """LAUNCH: nodes and backend."""
+    if launch.NODES < 1:
+        _fail("LAUNCH.NODES", launch.NODES, "must be >= 1")
+    if launch.BACKEND not in ("auto", "nccl", "gloo"):
+        _fail("LAUNCH.BACKEND", launch.BACKEND, 'must be "auto", "nccl" or "gloo"')
+
+
+def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
+    """Check ``cfg`` in place (it must be unfrozen) and fill derived keys; returns ``cfg``.
+
+    Groups are checked in this order (DATA, INPUT, SAMPLER, SOLVER, MODEL and LOSS, EVAL, LAUNCH);
+    the first bad key raises.
+    """
+    if cfg.VERSION != 1:
+        _fail("VERSION", cfg.VERSION, "this avplug reads config version 1")
+    _check_data(cfg.DATA)
+    _check_input(cfg.INPUT.VIDEO, cfg.INPUT.AUDIO)
+    _check_sampler(cfg.SAMPLER)
+    _check_solver(cfg.SOLVER, cfg.SAMPLER, world_size)
+    _check_model(cfg)
+    _check_eval(cfg.EVAL)
+    _check_launch(cfg.LAUNCH)
     return cfg
