@@ -36,7 +36,7 @@ class EvaluateSplitJob(submitit.helpers.Checkpointable):
     def __call__(self, split: int) -> dict[str, Any]:
         from avplug.engine.log import setup_logging
         from avplug.evaluation.downstream_protocols import run_split
-        from avplug.plugins import setup_plugins
+        from avplug.builtin_plugins import setup_plugins
 
         slurm.guard_signal_handlers()
         slurm.check_code_snapshot()

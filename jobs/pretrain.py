@@ -44,7 +44,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, Any]:
         from avplug.engine import distributed as du
         from avplug.engine.train import run_pretraining
-        from avplug.plugins import setup_plugins
+        from avplug.builtin_plugins import setup_plugins
 
         slurm.guard_signal_handlers()
         slurm.check_code_snapshot()

@@ -49,7 +49,7 @@ class SweepRunJob(submitit.helpers.Checkpointable):
         from avplug.experiments.run_configs import run_cfg
         from avplug.experiments.run_stages import execute_run, pretrain_stage
         from avplug.experiments.sweep_record import run_dir
-        from avplug.plugins import setup_plugins
+        from avplug.builtin_plugins import setup_plugins
 
         slurm.guard_signal_handlers()
         slurm.check_code_snapshot()

@@ -4,7 +4,7 @@ Each registry's docstring states the call contract of the objects registered in 
 registered with the decorator form (``@BACKBONES.register()``, or ``@BACKBONES.register(name="X")``
 for a builder function named otherwise) and built by name from a cfg node with :func:`registry.build`.
 This package imports nothing of avplug: third-party plugins are found and loaded by
-:mod:`registry.discovery`, avplug's built-ins imported by :mod:`avplug.plugins`.
+:mod:`registry.discovery`, avplug's built-ins imported by :mod:`avplug.builtin_plugins`.
 """
 from registry.core import Registry, build
 from registry.discovery import (

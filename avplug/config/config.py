@@ -13,7 +13,7 @@ import registry
 from avplug.config.defaults import default_cfg
 from avplug.config.errors import ConfigError
 from avplug.config.validate import validate_cfg
-from avplug.plugins import setup_plugins
+from avplug.builtin_plugins import setup_plugins
 
 
 def _shipped_config_dir() -> Path:

@@ -30,7 +30,7 @@ from avplug.engine.rng import seed_everything
 from avplug.engine.schedule import TrainingSchedule
 from avplug.engine.trainer import PretrainTrainer
 from avplug.models import build_model
-from avplug.plugins import setup_plugins
+from avplug.builtin_plugins import setup_plugins
 from avplug.samplers import build_sampler
 
 _log = logging.getLogger("avplug.train")

@@ -72,7 +72,7 @@ def test_build_reads_name_and_type_checks():
 
 
 def test_builtins_are_registered_by_one_function():
-    from avplug.plugins import register_builtins
+    from avplug.builtin_plugins import register_builtins
 
     register_builtins()
     assert "CrossModalNCE" in registry.LOSSES.names()
