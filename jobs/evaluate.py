@@ -34,9 +34,9 @@ class EvaluateSplitJob(submitit.helpers.Checkpointable):
         self.cfg, self.weights = cfg, weights
 
     def __call__(self, split: int) -> dict[str, Any]:
+        from avplug.builtin_plugins import setup_plugins
         from avplug.engine.log import setup_logging
         from avplug.evaluation.downstream_protocols import run_split
-        from avplug.builtin_plugins import setup_plugins
 
         slurm.guard_signal_handlers()
         slurm.check_code_snapshot()

@@ -42,9 +42,9 @@ class PretrainJob(submitit.helpers.Checkpointable):
         self.resume = resume
 
     def __call__(self) -> dict[str, Any]:
+        from avplug.builtin_plugins import setup_plugins
         from avplug.engine import distributed as du
         from avplug.engine.train import run_pretraining
-        from avplug.builtin_plugins import setup_plugins
 
         slurm.guard_signal_handlers()
         slurm.check_code_snapshot()

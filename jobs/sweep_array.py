@@ -43,13 +43,13 @@ class SweepRunJob(submitit.helpers.Checkpointable):
         self.sweep_dir = sweep_dir
 
     def __call__(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        from avplug.builtin_plugins import setup_plugins
         from avplug.engine import distributed as du
         from avplug.engine.log import setup_logging
         from avplug.engine.train import run_pretraining
         from avplug.experiments.run_configs import run_cfg
         from avplug.experiments.run_stages import execute_run, pretrain_stage
         from avplug.experiments.sweep_record import run_dir
-        from avplug.builtin_plugins import setup_plugins
 
         slurm.guard_signal_handlers()
         slurm.check_code_snapshot()

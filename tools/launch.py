@@ -13,10 +13,10 @@ import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 import registry
+from avplug.builtin_plugins import setup_plugins
 from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.engine.launch import default_num_procs, launch_local
 from avplug.engine.log import setup_logging
-from avplug.builtin_plugins import setup_plugins
 from jobs import pretrain, slurm
 
 

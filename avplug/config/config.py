@@ -10,10 +10,10 @@ from typing import Iterable, Sequence
 from fvcore.common.config import CfgNode
 
 import registry
+from avplug.builtin_plugins import setup_plugins
 from avplug.config.defaults import default_cfg
 from avplug.config.errors import ConfigError
 from avplug.config.validate import validate_cfg
-from avplug.builtin_plugins import setup_plugins
 
 
 def _shipped_config_dir() -> Path:

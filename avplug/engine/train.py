@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import registry
+from avplug.builtin_plugins import setup_plugins
 from avplug.config import write_config
 from avplug.data.dataset import PretrainDataset, build_pretrain_loader
 from avplug.data.splits import load_titles
@@ -30,7 +31,6 @@ from avplug.engine.rng import seed_everything
 from avplug.engine.schedule import TrainingSchedule
 from avplug.engine.trainer import PretrainTrainer
 from avplug.models import build_model
-from avplug.builtin_plugins import setup_plugins
 from avplug.samplers import build_sampler
 
 _log = logging.getLogger("avplug.train")
