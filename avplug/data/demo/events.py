@@ -357,14 +357,10 @@ class _Engine(AVEventClass):
         return p
 
     @staticmethod
-    def rev_rate(t, p):
-        """Revolutions per second: rev_lo rising to rev_hi mid-event and back."""
-        t = np.asarray(t, dtype=np.float64)
-        return p["rev_lo"] + (p["rev_hi"] - p["rev_lo"]) * np.sin(np.pi * t / p["duration"]) ** 2
-
-    @staticmethod
     def angle(t, p):
-        """Rotation angle (radians, the integral of 2 pi rev_rate); the red spoke is up at multiples of 2 pi."""
+        """Rotation angle in radians: the integral of 2 pi times the revolutions per second, which rise
+        from rev_lo to rev_hi mid-event and back (rev_lo + (rev_hi - rev_lo) sin^2(pi t / duration));
+        the red spoke is up at multiples of 2 pi."""
         t = np.asarray(t, dtype=np.float64)
         d, lo, hi = p["duration"], p["rev_lo"], p["rev_hi"]
         integral = lo * t + (hi - lo) * (t / 2 - d * np.sin(2 * np.pi * t / d) / (4 * np.pi))
@@ -384,7 +380,7 @@ class _Engine(AVEventClass):
     def sound(self, p, sample_rate):
         t = self._times(p, sample_rate)
         theta = self.angle(t, p)
-        phase = p["pitch_per_rev"] * theta  # fundamental = pitch_per_rev * rev_rate
+        phase = p["pitch_per_rev"] * theta  # fundamental = pitch_per_rev * revolutions per second
         harmonics = np.arange(1, 9)
         weights = 1.0 / harmonics
         buzz = (np.sin(np.outer(phase, harmonics).astype(np.float32)) * weights.astype(np.float32)).sum(axis=1)
