@@ -11,6 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from avplug.engine import distributed as du
+from avplug.engine.train import run_pretraining
 from avplug.resources import available_cpus
 
 
@@ -26,8 +27,6 @@ def _worker(local_rank: int, num_procs: int, port: int, cfg, resume: bool, resul
     )
     if not torch.cuda.is_available():
         torch.set_num_threads(cpu_threads(cfg, num_procs))
-    from avplug.engine.train import run_pretraining
-
     try:
         summary = run_pretraining(cfg, resume=resume)
         if local_rank == 0:
@@ -51,8 +50,6 @@ def launch_local(cfg, num_procs: int, *, resume: bool = True) -> dict[str, Any]:
     On a CPU, each rank runs :func:`cpu_threads` intra-op threads (restored afterwards in this process).
     """
     if num_procs <= 1:
-        from avplug.engine.train import run_pretraining
-
         previous = torch.get_num_threads()
         if not torch.cuda.is_available():
             torch.set_num_threads(cpu_threads(cfg, 1))
