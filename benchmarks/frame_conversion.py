@@ -62,7 +62,8 @@ def measure(frames, repeats: int) -> list[dict]:
     cases = {
         "to_ndarray": (lambda f: f.to_ndarray(format="rgb24"), to_rgb24),
         "scale": (lambda f: f.reformat(width=w, height=h, format="yuv420p", interpolation="AREA").to_ndarray(),
-                  lambda f: reformatter().reformat(f, width=w, height=h, format="yuv420p", interpolation="AREA").to_ndarray()),
+                  lambda f: reformatter().reformat(f, width=w, height=h, format="yuv420p", interpolation="AREA",
+                                                  threads=1).to_ndarray()),
     }
     rows = []
     for name, (baseline, reused) in cases.items():

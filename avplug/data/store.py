@@ -269,7 +269,8 @@ class _TitleWriter:
     def _scale(self, frame):
         down = frame.width * frame.height >= self.width * self.height
         return reformatter().reformat(
-            frame, width=self.width, height=self.height, format="yuv420p", interpolation="AREA" if down else "BICUBIC"
+            frame, width=self.width, height=self.height, format="yuv420p", interpolation="AREA" if down else "BICUBIC",
+            threads=1,
         )
 
     def _emit(self, scaled, out, ostream) -> None:

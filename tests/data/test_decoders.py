@@ -165,3 +165,30 @@ def test_torchcodec_missing_gives_import_error_and_pyav_fallback(monkeypatch):
     assert isinstance(get_default_decoder(), PyAVDecoder)
 
 
+
+
+def test_a_forked_child_converts_frames_after_its_parent_did():
+    """The reused swscale context (media.to_rgb24) must not deadlock in a forked pool worker: the
+    child converts frames of another size, which reconfigures the context it inherited."""
+    import multiprocessing
+
+    import av
+    import numpy as np
+
+    from avplug.data.decoders.media import to_rgb24
+
+    for size in ((48, 64), (96, 128)):
+        to_rgb24(av.VideoFrame.from_ndarray(np.full((*size, 3), 100, np.uint8), format="rgb24").reformat(format="yuv420p"))
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_convert_in_child, ((30, 40),)).get(timeout=60)
+    assert child.shape == (30, 40, 3) and abs(int(child[0, 0, 0]) - 100) <= 2
+
+
+def _convert_in_child(size):
+    import av
+    import numpy as np
+
+    from avplug.data.decoders.media import to_rgb24
+
+    frame = av.VideoFrame.from_ndarray(np.full((*size, 3), 100, np.uint8), format="rgb24").reformat(format="yuv420p")
+    return to_rgb24(frame)

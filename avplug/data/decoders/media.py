@@ -112,6 +112,7 @@ def best_stream(container, kind: str, path) -> av.stream.Stream:
 
 
 _REFORMATTERS = threading.local()
+_INHERITED: list[VideoReformatter] = []  # reformatters of a parent process, never freed in a forked child
 
 
 def reformatter() -> VideoReformatter:
@@ -119,17 +120,21 @@ def reformatter() -> VideoReformatter:
 
     ``frame.reformat(...)`` and ``frame.to_ndarray(format=...)`` build a new context on every call,
     which costs many times the conversion itself on small frames (``benchmarks/frame_conversion.py``
-    measures both side by side); the output is the same.
+    measures both side by side); the output is the same.  Convert with ``threads=1`` (as
+    :func:`to_rgb24` does): a context with slice threads that a forked child inherits deadlocks
+    when it is reconfigured or freed.  A forked child gets a new reformatter of its own.
     """
-    found = getattr(_REFORMATTERS, "reformatter", None)
-    if found is None:
-        found = _REFORMATTERS.reformatter = VideoReformatter()
-    return found
+    found = getattr(_REFORMATTERS, "entry", None)
+    if found is None or found[0] != os.getpid():
+        if found is not None:
+            _INHERITED.append(found[1])
+        found = _REFORMATTERS.entry = (os.getpid(), VideoReformatter())
+    return found[1]
 
 
 def to_rgb24(frame: av.VideoFrame) -> np.ndarray:
     """``frame`` as a ``[H, W, 3]`` uint8 array (``frame.to_ndarray(format="rgb24")`` with a reused context)."""
-    return reformatter().reformat(frame, format="rgb24").to_ndarray()
+    return reformatter().reformat(frame, format="rgb24", threads=1).to_ndarray()
 
 
 def frame_time(frame, stream) -> float | None:
