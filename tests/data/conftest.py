@@ -181,11 +181,21 @@ def meta_csv(media_dir) -> Path:
     return path
 
 
+# The store and input sizes these tests are written for, pinned so they do not move with the demo recipe.
+STORE_SIZES = ["DATA.STORE_SHORT_SIDE", "64", "INPUT.VIDEO.SHORT_SIDE", "64", "INPUT.VIDEO.CROP", "56"]
+
+
+@pytest.fixture(scope="session")
+def store_sizes():
+    """:data:`STORE_SIZES` as ``KEY VALUE`` overrides, for tools run on the stores of these tests."""
+    return list(STORE_SIZES)
+
+
 @pytest.fixture(scope="session")
 def demo_cfg():
     from avplug.config import load_config
 
-    return load_config("demo.yaml")
+    return load_config("demo.yaml", STORE_SIZES)
 
 
 @pytest.fixture(scope="session")

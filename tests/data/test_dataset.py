@@ -20,6 +20,9 @@ from avplug.data.errors import StoreError
 from avplug.data.index import TitleRecord
 from avplug.data.transforms import build_batch_transform
 
+# The store and input sizes these tests are written for, pinned so they do not move with the demo recipe.
+SIZES = ["DATA.STORE_SHORT_SIDE", "64", "INPUT.VIDEO.SHORT_SIDE", "64", "INPUT.VIDEO.CROP", "56"]
+
 
 def _code(title_id: str, index: int) -> int:
     """A byte identifying a snippet, written into its frames and audio."""
@@ -90,7 +93,7 @@ TITLES = [TitleRecord("a", 10), TitleRecord("b", 6), TitleRecord("c", 4)]
 
 @pytest.fixture
 def cfg():
-    return load_config("demo", ["INPUT.VIDEO.COLOR_JITTER", "0.5", "DATA.NUM_WORKERS", "0"])
+    return load_config("demo", [*SIZES, "INPUT.VIDEO.COLOR_JITTER", "0.5", "DATA.NUM_WORKERS", "0"])
 
 
 @pytest.fixture
@@ -109,7 +112,7 @@ def test_len_shapes_and_ids(cfg, store):
 
 
 def test_getitems_reads_each_title_once_and_keeps_order(cfg, store):
-    dataset = PretrainDataset(load_config("demo", ["INPUT.ON_DEVICE", "True"]), store)
+    dataset = PretrainDataset(load_config("demo", [*SIZES, "INPUT.ON_DEVICE", "True"]), store)
     keys = [("a", 7), ("b", 1), ("a", 2), ("c", 3), ("b", 4), ("a", 7), ("a", 0), ("c", 0)]
     samples = dataset.__getitems__(keys)
     assert store.video_reads == {"a": 1, "b": 1, "c": 1}
@@ -143,7 +146,7 @@ def test_augmentation_depends_only_on_seed_item_epoch(cfg, store):
     assert torch.equal(first[1]["video"], again[0]["video"])
     next_epoch = dataset.__getitems__([("a", 1, 1)])[0]
     assert not torch.equal(first[0]["video"], next_epoch["video"])
-    other_seed = PretrainDataset(load_config("demo", ["INPUT.VIDEO.COLOR_JITTER", "0.5", "SEED", "1"]), store)[("a", 1, 0)]
+    other_seed = PretrainDataset(load_config("demo", [*SIZES, "INPUT.VIDEO.COLOR_JITTER", "0.5", "SEED", "1"]), store)[("a", 1, 0)]
     assert not torch.equal(first[0]["video"], other_seed["video"])
     dataset.set_epoch(1)
     assert torch.equal(dataset[("a", 1)]["video"], next_epoch["video"])
@@ -201,7 +204,7 @@ def test_loader_tags_the_sampler_epoch():
 def test_on_device_batches_equal_worker_batches(cfg, store):
     keys = [("a", 3), ("a", 4), ("c", 1), ("c", 2)]
     worker = collate_snippets(PretrainDataset(cfg, store).__getitems__(keys))
-    raw_cfg = load_config("demo", ["INPUT.VIDEO.COLOR_JITTER", "0.5", "INPUT.ON_DEVICE", "True"])
+    raw_cfg = load_config("demo", [*SIZES, "INPUT.VIDEO.COLOR_JITTER", "0.5", "INPUT.ON_DEVICE", "True"])
     raw = collate_snippets(PretrainDataset(raw_cfg, store).__getitems__(keys))
     assert raw["video"].dtype == torch.uint8 and raw["audio"].shape == (4, 1, 25600)
     device = build_batch_transform(raw_cfg, "cpu")(raw)
@@ -213,7 +216,7 @@ def test_on_device_batches_equal_worker_batches(cfg, store):
 def test_loader_with_the_hierarchical_sampler(store):
     from avplug.samplers import build_sampler
 
-    cfg = load_config("demo", ["SAMPLER.K", "2", "SOLVER.BATCH_SIZE", "4", "DATA.NUM_WORKERS", "0"])
+    cfg = load_config("demo", [*SIZES, "SAMPLER.K", "2", "SOLVER.BATCH_SIZE", "4", "DATA.NUM_WORKERS", "0"])
     sampler = build_sampler(cfg, TITLES)
     sampler.set_epoch(3)
     expected = [[(t, int(i)) for t, i in batch] for batch in sampler]

@@ -291,7 +291,7 @@ def test_a_store_refuses_another_spec(demo_catalog, demo_store, demo_cfg):
         preprocess(str(demo_catalog[0]), str(demo_store[0]), longer, workers=1, progress=False)
 
 
-def test_tools_as_users_run_them(media_dir, meta_csv, demo_store, tmp_path, python_exe, repo_root):
+def test_tools_as_users_run_them(media_dir, meta_csv, demo_store, store_sizes, tmp_path, python_exe, repo_root):
     cat, out = tmp_path / "cat", tmp_path / "store"
 
     def run(tool, *args):
@@ -304,18 +304,18 @@ def test_tools_as_users_run_them(media_dir, meta_csv, demo_store, tmp_path, pyth
 
     run("ingest.py", "--src", str(media_dir), "--meta", str(meta_csv), "--out", str(cat), "--workers", "2",
         "DATA.HELDOUT_FRACTION", "0.25")  # fmt: skip
-    assert "4 titles written" in run("preprocess.py", "--catalog", str(cat), "--out", str(out), "--workers", "2")
+    assert "4 titles written" in run("preprocess.py", "--catalog", str(cat), "--out", str(out), "--workers", "2", *store_sizes)
     assert filecmp.cmp(out / "index.json", demo_store[0] / "index.json", shallow=False)
 
 
-def test_preprocess_tool_shards_merge_and_usage_errors(load_tool, demo_catalog, demo_store, tmp_path, capsys):
+def test_preprocess_tool_shards_merge_and_usage_errors(load_tool, demo_catalog, demo_store, store_sizes, tmp_path, capsys):
     main = load_tool("preprocess").main
     cat, out = str(demo_catalog[0]), str(tmp_path / "store")
     for shard in ("1", "0"):
         assert main(["--cfg", "demo.yaml", "--catalog", cat, "--out", out, "--workers", "1", "--no-progress",
-                     "--shard", shard, "--num-shards", "2"]) == 0  # fmt: skip
+                     "--shard", shard, "--num-shards", "2", *store_sizes]) == 0  # fmt: skip
     assert not (tmp_path / "store" / "index.json").exists()
-    assert main(["--cfg", "demo.yaml", "--catalog", cat, "--out", out, "--merge"]) == 0
+    assert main(["--cfg", "demo.yaml", "--catalog", cat, "--out", out, "--merge", *store_sizes]) == 0
     assert "index of 4 titles" in capsys.readouterr().out
     assert filecmp.cmp(tmp_path / "store" / "index.json", demo_store[0] / "index.json", shallow=False)
 

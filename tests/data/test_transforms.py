@@ -20,6 +20,9 @@ from avplug.data.transforms import (
     stack_params,
 )
 
+# The store and input sizes these tests are written for, pinned so they do not move with the demo recipe.
+SIZES = ["DATA.STORE_SHORT_SIDE", "64", "INPUT.VIDEO.SHORT_SIDE", "64", "INPUT.VIDEO.CROP", "56"]
+
 
 def _raw(shape, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -34,8 +37,8 @@ def _wave(samples, seed=0):
     "recipe, raw_video, samples, video_out, audio_out",
     [
         ("movie_tv", (3, 16, 190, 338), 153600, (3, 16, 158, 158), (1, 96, 301)),
-        ("demo", (3, 8, 64, 85), 25600, (3, 8, 56, 56), (1, 40, 101)),
-        ("demo", (3, 8, 96, 128), 25600, (3, 8, 56, 56), (1, 40, 101)),  # a store at another size: resized
+        ("demo", (3, 8, 48, 64), 25600, (3, 8, 40, 40), (1, 40, 101)),
+        ("demo", (3, 8, 96, 128), 25600, (3, 8, 40, 40), (1, 40, 101)),  # a store at another size: resized
     ],
 )
 def test_recipe_shapes(recipe, raw_video, samples, video_out, audio_out):
@@ -46,7 +49,7 @@ def test_recipe_shapes(recipe, raw_video, samples, video_out, audio_out):
 
 
 def test_normalization_uses_cfg_mean_std():
-    cfg = load_config("demo", ["INPUT.VIDEO.MEAN", "(0.5, 0.25, 0.0)", "INPUT.VIDEO.STD", "(0.5, 0.25, 1.0)"])
+    cfg = load_config("demo", [*SIZES, "INPUT.VIDEO.MEAN", "(0.5, 0.25, 0.0)", "INPUT.VIDEO.STD", "(0.5, 0.25, 1.0)"])
     transform = build_pretrain_transform(cfg)
     video = torch.full((3, 8, 64, 64), 255, dtype=torch.uint8)
     out = transform({"video": video, "audio": _wave(25600)})["video"]
@@ -157,13 +160,13 @@ def test_drop_fraction_bounds_and_band():
 
 
 def _worker_and_device(cfg_opts, shapes, samples):
-    cfg = load_config("demo", ["INPUT.VIDEO.COLOR_JITTER", "1.0", *cfg_opts])
+    cfg = load_config("demo", [*SIZES, "INPUT.VIDEO.COLOR_JITTER", "1.0", *cfg_opts])
     transform = build_pretrain_transform(cfg)
     videos = [_raw(s, seed=i) for i, s in enumerate(shapes)]
     waves = [_wave(samples, seed=i) for i in range(len(shapes))]
     params = [transform.draw(v.shape, w.shape, torch.Generator().manual_seed(10 + i)) for i, (v, w) in enumerate(zip(videos, waves))]
     worker = [(transform.apply_video(v, p), transform.apply_audio(w, p)) for v, w, p in zip(videos, waves, params)]
-    device_cfg = load_config("demo", ["INPUT.VIDEO.COLOR_JITTER", "1.0", "INPUT.ON_DEVICE", "True", *cfg_opts])
+    device_cfg = load_config("demo", [*SIZES, "INPUT.VIDEO.COLOR_JITTER", "1.0", "INPUT.ON_DEVICE", "True", *cfg_opts])
     batch_transform = build_batch_transform(device_cfg, "cpu")
     assert isinstance(batch_transform, BatchTransform)
     same_size = len(set(shapes)) == 1
@@ -208,14 +211,14 @@ def test_device_path_deterministic_parts_match():
 
 
 def test_batch_transform_off_device_only_moves():
-    cfg = load_config("demo")
+    cfg = load_config("demo", SIZES)
     move = build_batch_transform(cfg, "cpu")
     assert isinstance(move, ToDevice)
     batch = {"video": torch.zeros(2, 3, 8, 56, 56), "audio": torch.zeros(2, 1, 40, 101), "title_id": ["a", "b"], "snippet_index": [0, 1]}
     out = move(batch)
     assert out["video"] is batch["video"] and out["title_id"] == ["a", "b"]
     with pytest.raises(KeyError, match="ON_DEVICE"):
-        build_batch_transform(load_config("demo", ["INPUT.ON_DEVICE", "True"]), "cpu")(batch)
+        build_batch_transform(load_config("demo", [*SIZES, "INPUT.ON_DEVICE", "True"]), "cpu")(batch)
 
 
 def test_video_of_decoder_layout_becomes_contiguous_and_normalize_inplace_owns_its_input():
