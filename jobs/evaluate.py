@@ -62,7 +62,8 @@ def aggregate_results(cfg: CfgNode, splits: Sequence[int]) -> dict[str, Any]:
 
     Raises ``RuntimeError`` naming the splits that have no result (their task failed).
     """
-    from avplug.evaluation.downstream_protocols import aggregate, results_markdown, split_dir
+    from avplug.evaluation.downstream_protocols import split_dir
+    from avplug.evaluation.downstream_statistics import aggregate, results_markdown
 
     missing = missing_splits(cfg, splits)
     if missing:

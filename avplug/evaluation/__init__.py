@@ -12,8 +12,11 @@
   measures (the estimators' ground truth); :mod:`avplug.evaluation.heldout_report`: held-out figures
   as one Markdown table (chance, sample sizes, intervals);
 - :mod:`avplug.evaluation.downstream_protocols`: fine-tuning and linear-probe protocols on UCF101,
-  HMDB51 and ESC-50, one official split per ``run_split`` call, ``aggregate`` over splits
-  (``tools/evaluate.py``); :mod:`avplug.evaluation.progress`: their progress lines;
+  HMDB51 and ESC-50, one official split per ``run_split`` call, ``run_evaluation`` over splits
+  (``tools/evaluate.py``); the classifier and its backbone (``downstream_classifier``), the two
+  protocols (``downstream_finetune``, ``downstream_linear_probe``), running clips through a model
+  (``downstream_batches``), the results' intervals, aggregation and comparison
+  (``downstream_statistics``); :mod:`avplug.evaluation.progress`: their progress lines;
 - :mod:`avplug.evaluation.clips` and :mod:`avplug.evaluation.views`: decoding, augmentation and the
   test-time views (uniform temporal clips x left/center/right crops).
 
