@@ -25,9 +25,9 @@ from avplug import pipeline
 from avplug.config import load_config
 from avplug.engine.launch import launch_local
 from avplug.engine.metrics import plot_heldout_curve, read_metrics
-from avplug.evaluation.discrepancy import evaluate_discrepancy
 from avplug.evaluation.downstream_protocols import run_evaluation
 from avplug.evaluation.downstream_statistics import compare_probes
+from avplug.evaluation.heldout_embedding import evaluate_discrepancy
 from avplug.evaluation.heldout_report import heldout_markdown
 from avplug.evaluation.intervals import format_estimate
 from avplug.models import build_model

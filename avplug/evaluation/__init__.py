@@ -2,8 +2,9 @@
 
 - :mod:`avplug.evaluation.discrepancy`: the S+ / S- / S!= score distributions of the paper's Eq. 2
   on held-out titles and the discrepancy measures with intervals; ``heldout_measures`` is the one
-  entry point for held-out figures (retrieval and discrepancy, flat keys), ``evaluate_discrepancy``
-  embeds a model's held-out snippets and calls it (the training engine; ``tools/discrepancy.py``);
+  entry point for held-out figures (retrieval and discrepancy, flat keys);
+  :mod:`avplug.evaluation.heldout_embedding`: ``evaluate_discrepancy`` embeds a model's held-out
+  snippets and calls it (the ``HeldoutEvaluation`` hook, ``heldout_hook``; ``tools/discrepancy.py``);
 - :mod:`avplug.evaluation.retrieval`: cross-modal retrieval among held-out snippets (R@1, R@5,
   median rank, own vs same-title audio);
 - :mod:`avplug.evaluation.kl`: the histogram (default) and k-NN KL estimators, and the study behind
