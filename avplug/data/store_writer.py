@@ -338,6 +338,9 @@ def check_spec(store_dir: str, spec: StoreSpec) -> None:
 
 @dataclass
 class PreprocessSummary:
+    """What :func:`preprocess` did: titles written, skipped (finished before) and failed (their
+    status records), seconds of source written, wall seconds, and the index when it merged."""
+
     done: int
     skipped: int
     failed: list[dict]
