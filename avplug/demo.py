@@ -7,7 +7,7 @@ Every stage reuses what an earlier run left in ``out_dir`` (the corpus, the stor
 
 Every figure of the report carries its sample size, its chance level and a 95% interval (title
 bootstrap for held-out figures, see :mod:`avplug.evaluation.intervals`; bootstrap over test groups
-for the probes, see :mod:`avplug.evaluation.downstream_protocols`), and each pretrained-vs-random
+for the probes, see :mod:`avplug.evaluation.downstream_statistics`), and each pretrained-vs-random
 comparison says whether the difference is larger than the intervals.
 """
 from __future__ import annotations
@@ -25,8 +25,9 @@ from avplug import pipeline
 from avplug.config import load_config
 from avplug.engine.launch import launch_local
 from avplug.engine.metrics import plot_heldout_curve, read_metrics
-from avplug.evaluation.discrepancy import evaluate_discrepancy
-from avplug.evaluation.downstream_protocols import compare_probes, run_evaluation
+from avplug.evaluation.downstream_protocols import run_evaluation
+from avplug.evaluation.downstream_statistics import compare_probes
+from avplug.evaluation.heldout_embedding import evaluate_discrepancy
 from avplug.evaluation.heldout_report import heldout_markdown
 from avplug.evaluation.intervals import format_estimate
 from avplug.models import build_model

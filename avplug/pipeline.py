@@ -42,7 +42,8 @@ def ingest_from_cfg(cfg, *, progress: bool = True):
 
 def preprocess_from_cfg(cfg, *, progress: bool = True):
     """``tools/preprocess.py`` for ``cfg.DATA.CATALOG_DIR`` into ``cfg.DATA.STORE_DIR``."""
-    from avplug.data.store import StoreSpec, preprocess
+    from avplug.data.store import StoreSpec
+    from avplug.data.store_writer import preprocess
 
     return preprocess(cfg.DATA.CATALOG_DIR, cfg.DATA.STORE_DIR, StoreSpec.from_cfg(cfg),
                       workers=cfg.DATA.PREPROCESS_WORKERS, progress=progress)

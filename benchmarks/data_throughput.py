@@ -57,7 +57,8 @@ import avplug  # noqa: F401  (pytorchvideo shim first)
 from avplug.config import load_config
 from avplug.data.catalog import ingest
 from avplug.data.dataset import PretrainDataset, build_pretrain_loader
-from avplug.data.store import SnippetStore, StoreSpec, preprocess
+from avplug.data.store import SnippetStore, StoreSpec
+from avplug.data.store_writer import preprocess
 from avplug.data.transforms import build_pretrain_transform
 from avplug.samplers import build_sampler
 

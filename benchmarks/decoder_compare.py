@@ -40,7 +40,8 @@ from avplug.data.catalog import ingest
 from avplug.data.decoders.media import quiet_ffmpeg
 from avplug.data.decoders.pyav_decoder import PyAVDecoder
 from avplug.data.decoders.torchcodec_decoder import TorchCodecDecoder, torchcodec_available
-from avplug.data.store import SnippetStore, StoreSpec, preprocess
+from avplug.data.store import SnippetStore, StoreSpec
+from avplug.data.store_writer import preprocess
 
 
 def synthetic_source(path: Path, seconds: float, width: int, height: int, fps: int = 24, rate: int = 44100) -> Path:

@@ -7,7 +7,7 @@ one FFmpeg thread and one torch thread:
   (ceiling) the ``ffmpeg`` CLI decoding the source alone, video and audio (``-threads 1 -map 0:v:0
       -map 0:a:0 -f null -``): what any tool that reads every frame must pay; also PyAV demuxing
       and decoding both streams, with nothing done with the frames;
-  (store) ``avplug.data.store.preprocess_title``: the whole title written into a store the way
+  (store) ``avplug.data.store_writer.preprocess_title``: the whole title written into a store the way
       ``tools/preprocess.py`` does (decode, select the frames at DATA.FPS, scale to the store's
       short side, x264 encode with a keyframe per snippet, audio to mono at DATA.AUDIO_RATE,
       then the store video's verification and scene-cut pass), in this process.
@@ -47,7 +47,8 @@ from data_throughput import ffmpeg_pass, machine_info, make_source, measure, pya
 
 from avplug.config import load_config  # noqa: E402
 from avplug.data.catalog import ingest, load_catalog  # noqa: E402
-from avplug.data.store import META_FILE, TITLES_DIR, StoreSpec, preprocess_title, shard_titles, title_dir_name  # noqa: E402
+from avplug.data.store import META_FILE, TITLES_DIR, StoreSpec, title_dir_name  # noqa: E402
+from avplug.data.store_writer import preprocess_title, shard_titles  # noqa: E402
 
 log = logging.getLogger("preprocess_throughput")
 ROOT = Path(__file__).resolve().parents[1]

@@ -79,7 +79,7 @@ from torch import nn
 import avplug  # noqa: F401  (pytorchvideo shim first)
 import registry
 from avplug.config import load_config
-from avplug.data.store import store_size
+from avplug.data.store_writer import store_size
 from avplug.data.transforms import (
     build_batch_transform,
     build_pretrain_transform,

@@ -61,7 +61,8 @@ def aggregate_results(cfg: CfgNode, splits: Sequence[int]) -> dict[str, Any]:
 
     Raises ``RuntimeError`` naming the splits that have no result (their task failed).
     """
-    from avplug.evaluation.downstream_protocols import aggregate, load_split_result, write_summary
+    from avplug.evaluation.downstream_protocols import load_split_result, write_summary
+    from avplug.evaluation.downstream_statistics import aggregate
 
     missing = missing_splits(cfg, splits)
     if missing:

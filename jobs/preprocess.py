@@ -2,13 +2,13 @@
 
 ``tools/preprocess.py --slurm --array-size K`` calls :func:`submit_preprocess_array`:
 
-* a Slurm array of K tasks; task I runs ``avplug.data.store.preprocess(shard=I, num_shards=K,
+* a Slurm array of K tasks; task I runs ``avplug.data.store_writer.preprocess(shard=I, num_shards=K,
   merge=False)``, which takes a fixed, duration-balanced share of the titles
-  (``avplug.data.store.shard_titles``: deterministic, so a rerun or a requeued task gets the same
+  (``avplug.data.store_writer.shard_titles``: deterministic, so a rerun or a requeued task gets the same
   titles) and skips titles already finished, so every task is resumable: on preemption or time-out
   it requeues itself (:class:`PreprocessShardJob` is a submitit ``Checkpointable``) and carries on;
 * a merge job that starts when every array task has ended (``afterany``) and writes
-  ``STORE/index.json`` with ``avplug.data.store.build_index``: the same store a single local run
+  ``STORE/index.json`` with ``avplug.data.store_writer.build_index``: the same store a single local run
   writes.  It fails, naming them, when catalog titles are neither finished nor recorded as broken
   (a shard crashed): resubmit the same command; finished titles are skipped.
 
@@ -52,7 +52,8 @@ class PreprocessShardJob(submitit.helpers.Checkpointable):
         self.num_shards, self.workers = num_shards, workers
 
     def __call__(self, shard: int) -> dict[str, Any]:
-        from avplug.data.store import StoreSpec, preprocess
+        from avplug.data.store import StoreSpec
+        from avplug.data.store_writer import preprocess
         from avplug.engine.log import setup_logging
 
         slurm.guard_signal_handlers()
@@ -92,7 +93,8 @@ def merge_store(catalog_dir: str, store_dir: str) -> dict[str, Any]:
 
     Returns ``{"titles", "snippets", "failed", "store"}``.
     """
-    from avplug.data.store import ERRORS_FILE, build_index
+    from avplug.data.store import ERRORS_FILE
+    from avplug.data.store_writer import build_index
     from avplug.engine.log import setup_logging
 
     setup_logging()
@@ -144,7 +146,8 @@ def submit_preprocess_array(cfg: CfgNode, args: argparse.Namespace, *, catalog_d
     the merge failed.  Reads ``workers`` from ``args`` (default: ``DATA.PREPROCESS_WORKERS``).
     """
     from avplug.data.catalog import load_catalog
-    from avplug.data.store import StoreSpec, check_spec
+    from avplug.data.store import StoreSpec
+    from avplug.data.store_writer import check_spec
 
     k = args.array_size
     if not k or k < 1:

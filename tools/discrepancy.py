@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"discrepancy.py: {exc}", file=sys.stderr)
         return 2
-    from avplug.evaluation.discrepancy import evaluate_discrepancy
+    from avplug.evaluation.heldout_embedding import evaluate_discrepancy
     from avplug.evaluation.heldout_report import heldout_markdown
     from avplug.models import build_model
 

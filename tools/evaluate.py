@@ -72,7 +72,8 @@ def main(argv=None) -> int:
             return 2
         return 0
     from avplug.config import write_config
-    from avplug.evaluation.downstream_protocols import results_markdown, run_evaluation
+    from avplug.evaluation.downstream_protocols import run_evaluation
+    from avplug.evaluation.downstream_statistics import results_markdown
 
     setup_logging(cfg.OUTPUT_DIR)
     write_config(cfg, cfg.OUTPUT_DIR)

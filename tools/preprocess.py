@@ -24,7 +24,8 @@ from avplug.config import ConfigError
 from avplug.config.cli import cfg_from_args, default_argument_parser
 from avplug.data.catalog import CatalogError
 from avplug.data.errors import StoreError
-from avplug.data.store import StoreSpec, build_index, preprocess
+from avplug.data.store import StoreSpec
+from avplug.data.store_writer import build_index, preprocess
 from avplug.engine.log import setup_logging
 
 

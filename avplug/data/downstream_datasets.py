@@ -8,7 +8,7 @@ attribute ``SPLITS`` lists the official splits (used when ``EVAL.DOWNSTREAM.SPLI
 ``group_of(path)`` names the recording a clip shares with others, read from its official file name
 (UCF101: class and group ``gXX``, the clips of one setting; HMDB51: the source video before the
 class name; ESC-50: ``src_file``, the takes of one recording): the confidence intervals of
-:mod:`avplug.evaluation.downstream_protocols` resample these groups, not single clips.
+:mod:`avplug.evaluation.downstream_statistics` resample these groups, not single clips.
 
 Expected layouts (as unpacked from the official archives):
 

@@ -1,7 +1,7 @@
 """The trainer hook that computes the held-out measures during pretraining (registry.HOOKS ``HeldoutEvaluation``).
 
 Every ``EVAL.DISCREPANCY_PERIOD`` steps and at the last step (0: at every epoch end; -1: never),
-rank 0 computes :func:`avplug.evaluation.discrepancy.evaluate_discrepancy` on the held-out titles
+rank 0 computes :func:`avplug.evaluation.heldout_embedding.evaluate_discrepancy` on the held-out titles
 and writes the flat measures to ``metrics.jsonl`` / TensorBoard (not to the console: the
 measures log their own summary line).  The training RNG is untouched, so a run evaluated this way
 trains exactly as one that is not; the other ranks wait at a barrier.
@@ -17,7 +17,7 @@ import torch
 import registry
 from avplug.engine import distributed as du
 from avplug.engine.hooks import HookBase
-from avplug.evaluation.discrepancy import evaluate_discrepancy
+from avplug.evaluation.heldout_embedding import evaluate_discrepancy
 
 _log = logging.getLogger("avplug.train")
 

@@ -30,8 +30,9 @@ from avplug.config import write_config
 from avplug.engine import distributed as du
 from avplug.engine.launch import default_num_procs, launch_local
 from avplug.engine.metrics import read_metrics
-from avplug.evaluation.discrepancy import MEASURE_KEYS, evaluate_discrepancy
+from avplug.evaluation.discrepancy import MEASURE_KEYS
 from avplug.evaluation.downstream_protocols import run_evaluation
+from avplug.evaluation.heldout_embedding import evaluate_discrepancy
 from avplug.experiments import SweepError
 from avplug.experiments.run_configs import check_run_dir, eval_cfg, eval_names, run_cfg
 from avplug.experiments.sweep_record import RECORD_VERSION, read_json, run_dir, utc_now, write_json

@@ -12,7 +12,7 @@ gives each figure of :data:`FIGURES` an :class:`Estimate`:
   order) and of the measurement together;
 - from one seed: the run's own interval (held-out figures: the title bootstrap of
   :mod:`avplug.evaluation.discrepancy`; probes: the test-group bootstrap of
-  :func:`avplug.evaluation.downstream_protocols.aggregate`), which leaves out the variance of
+  :func:`avplug.evaluation.downstream_statistics.aggregate`), which leaves out the variance of
   training; the final loss has none.
 
 Figures: ``final_loss`` (the mean of the logged losses of the run's last epoch: a logged loss is

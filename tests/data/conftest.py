@@ -214,7 +214,8 @@ def demo_catalog(media_dir, meta_csv, demo_cfg, tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_store(demo_catalog, demo_cfg, tmp_path_factory):
     """The demo-size store of demo_catalog, written by one local run."""
-    from avplug.data.store import StoreSpec, preprocess
+    from avplug.data.store import StoreSpec
+    from avplug.data.store_writer import preprocess
 
     out = tmp_path_factory.mktemp("store")
     summary = preprocess(str(demo_catalog[0]), str(out), StoreSpec.from_cfg(demo_cfg), workers=1, progress=False)

@@ -15,22 +15,20 @@ import pytest
 import torch
 from scipy.signal import hilbert
 
-from avplug.data import store as store_mod
+from avplug.data import store_writer
 from avplug.data.catalog import load_catalog
 from avplug.data.decoders import pyav_decoder
 from avplug.data.decoders.media import seek_timestamp
 from avplug.data.decoders.pyav_decoder import PyAVDecoder
 from avplug.data.decoders.torchcodec_decoder import torchcodec_available
 from avplug.data.errors import StoreError
-from avplug.data.store import (
-    SnippetStore,
-    StoreSpec,
+from avplug.data.store import SnippetStore, StoreSpec, title_dir_name
+from avplug.data.store_writer import (
     build_index,
     preprocess,
     scene_snippets,
     shard_titles,
     store_size,
-    title_dir_name,
     verify_store_video,
 )
 
@@ -218,14 +216,14 @@ def test_interrupted_title_never_reads_as_whole_and_a_rerun_finishes(demo_catalo
     class Killed(BaseException):  # like SIGKILL: no except-clause of the writer runs
         pass
 
-    real = store_mod.detect_scene_cuts
+    real = store_writer.detect_scene_cuts
 
     def crash_on_sc(video_path, min_frames):
         if "/sc@" in video_path:  # after sc's video and audio are written, before it is renamed
             raise Killed()
         return real(video_path, min_frames)
 
-    monkeypatch.setattr(store_mod, "detect_scene_cuts", crash_on_sc)
+    monkeypatch.setattr(store_writer, "detect_scene_cuts", crash_on_sc)
     with pytest.raises(Killed):
         preprocess(str(cat), str(out), spec, workers=1, progress=False)
     leftovers = os.listdir(out / ".tmp")
@@ -236,7 +234,7 @@ def test_interrupted_title_never_reads_as_whole_and_a_rerun_finishes(demo_catalo
     assert [t["title_id"] for t in index["titles"]] == ["mono"]
     assert "sc" not in SnippetStore(out)
 
-    monkeypatch.setattr(store_mod, "detect_scene_cuts", real)
+    monkeypatch.setattr(store_writer, "detect_scene_cuts", real)
     summary = preprocess(str(cat), str(out), spec, workers=1, progress=False)
     assert (summary.done, summary.skipped) == (3, 1)
     assert os.listdir(out / ".tmp") == []

@@ -14,7 +14,7 @@ import torch
 from avplug import pipeline
 from avplug.config import load_config
 from avplug.data.demo import generate_demo_corpus
-from avplug.evaluation.discrepancy import build_eval_transform, embed_titles, select_heldout_items
+from avplug.evaluation.heldout_embedding import build_eval_transform, embed_titles, select_heldout_items
 from avplug.evaluation.retrieval import retrieval_outcomes
 from avplug.models import build_model
 

@@ -111,7 +111,8 @@ def write_title(path, seconds, seed, fps=10, size=(40, 30), rate=8000):
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory):
     from avplug.data.catalog import ingest
-    from avplug.data.store import StoreSpec, preprocess
+    from avplug.data.store import StoreSpec
+    from avplug.data.store_writer import preprocess
 
     root = tmp_path_factory.mktemp("pretrain")
     (root / "src").mkdir()

@@ -116,7 +116,8 @@ def demo_data(tmp_path_factory) -> dict[str, Path]:
     from avplug.config import load_config
     from avplug.data.catalog import ingest
     from avplug.data.demo import generate_demo_corpus
-    from avplug.data.store import StoreSpec, preprocess
+    from avplug.data.store import StoreSpec
+    from avplug.data.store_writer import preprocess
 
     root = tmp_path_factory.mktemp("jobs-demo")
     cfg = load_config("demo.yaml")
