@@ -35,7 +35,6 @@ from avplug.data.decoders.media import (
     frame_time,
     open_media,
     quiet_ffmpeg,
-    reformatter,
 )
 from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
 from avplug.data.errors import MediaError, StoreError
@@ -188,9 +187,8 @@ class _TitleWriter:
 
     def _scale(self, frame):
         down = frame.width * frame.height >= self.width * self.height
-        return reformatter().reformat(
-            frame, width=self.width, height=self.height, format="yuv420p", interpolation="AREA" if down else "BICUBIC",
-            threads=1,
+        return frame.reformat(
+            width=self.width, height=self.height, format="yuv420p", interpolation="AREA" if down else "BICUBIC"
         )
 
     def _emit(self, scaled, out, ostream) -> None:
