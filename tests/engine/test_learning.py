@@ -23,7 +23,7 @@ from avplug.models import build_model
 # cosine is set for 100 epochs), which a short run needs.
 SIZES = dict(num_movies=24, num_shows=3, episodes_per_show=3, title_seconds=45.0)
 RECIPE = ["SAMPLER.K", "16", "SOLVER.BATCH_SIZE", "32", "SOLVER.MAX_EPOCHS", "100", "SOLVER.MAX_STEPS", "280", "SOLVER.CHECKPOINT_PERIOD", "0",
-          "INPUT.VIDEO.SHORT_SIDE", "48", "INPUT.VIDEO.CROP", "40", "EVAL.DISCREPANCY_PERIOD", "-1",
+          "DATA.STORE_SHORT_SIDE", "64", "INPUT.VIDEO.SHORT_SIDE", "48", "INPUT.VIDEO.CROP", "40", "EVAL.DISCREPANCY_PERIOD", "-1",
           "DATA.HELDOUT_FRACTION", "0.25"]
 
 
