@@ -41,6 +41,7 @@ from typing import Any, TextIO
 
 from fvcore.common.config import CfgNode
 
+from avplug.errors import UserError
 from jobs import submitit_adapter
 
 _log = logging.getLogger("avplug.jobs")
@@ -53,7 +54,7 @@ TERMINAL_STATES = frozenset(
 PREEMPTED_GRACE_S = 60.0
 
 
-class SlurmError(RuntimeError):
+class SlurmError(UserError, RuntimeError):
     """A Slurm job that failed, or a Slurm command that could not run; the message says which."""
 
 

@@ -1,5 +1,6 @@
 """The one error a bad config raises, wherever it is found (loading, merging or validating)."""
+from avplug.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An impossible or unknown config value; the message names the key."""

@@ -40,6 +40,7 @@ from avplug.data.decoders.media import quiet_ffmpeg
 from avplug.data.decoders.probing import decodable_extent, probe
 from avplug.data.errors import MediaError
 from avplug.data.files import is_remote, join_path, read_text, write_text
+from avplug.errors import UserError
 from avplug.resources import available_cpus, pool_context
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ TRUNCATION_TOLERANCE_S = 1.0
 TRUNCATION_TOLERANCE_FRACTION = 0.02
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """A catalog folder, source list or meta.csv that cannot be used; the message names it."""
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 
+from avplug.errors import UserError
 
-class MediaError(RuntimeError):
+
+class MediaError(UserError, RuntimeError):
     """A media file that cannot be probed or decoded as asked.
 
     ``path`` is the file as the caller named it, ``reason`` a human-readable explanation (what
@@ -20,7 +22,7 @@ class MediaError(RuntimeError):
         return (type(self), (self.path, self.reason))
 
 
-class StoreError(LookupError):
+class StoreError(UserError, LookupError):
     """A snippet store that is missing, incomplete, or asked for a title / snippet it lacks.
 
     ``store`` is the store's root folder; the message names it and, where relevant, the title.

@@ -28,7 +28,8 @@ Files of a run ``SWEEP_DIR/<name>/``: the engine's (``config.yaml``, ``metrics.j
 
 Submodules are imported on use; importing this package defines :class:`SweepError` only.
 """
+from avplug.errors import UserError
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A malformed grid, an unknown preset, or a sweep folder that contradicts the request."""

@@ -41,13 +41,14 @@ import torch
 from torch import nn
 
 import registry
+from avplug.errors import UserError
 from registry import BACKBONES
 
 EXPORT_FORMAT = "avplug-encoders"
 _TOWERS = ("video_backbone", "audio_backbone")
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(UserError, ValueError):
     """A file that is neither a pretraining checkpoint nor an exported encoders file."""
 
 
