@@ -102,4 +102,7 @@ class LossCurvePlot(HookBase):
     def after_train(self) -> None:
         t = self.trainer
         if t.writer and t.writer.path.is_file():
-            plot_loss_curve(t.writer.path, t.output_dir / "loss_curve.png")
+            try:
+                plot_loss_curve(t.writer.path, t.output_dir / "loss_curve.png")
+            except OSError as exc:  # a full disk must not hide why training stopped
+                _log.warning("loss_curve.png not written: %s", exc)

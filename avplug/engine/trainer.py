@@ -23,13 +23,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from avplug.checksums import load_torch_file
 from avplug.engine import distributed as du
 from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.hooks import HookBase
 from avplug.engine.rng import capture_rng_state, restore_rng_state
+from avplug.engine.run_dir import check_config_unchanged, resume_mode
 from avplug.engine.schedule import TrainingSchedule
+from avplug.errors import UserError
 
 _log = logging.getLogger("avplug.train")
+CHECKPOINT_DIR = "checkpoints"  # under OUTPUT_DIR
 
 
 class TrainerBase:
@@ -108,7 +112,7 @@ class PretrainTrainer(TrainerBase):
         self.loss = torch.zeros((), device=device)  # the last step's local loss, on the device
         self.last_loss, self.clips_per_s = float("nan"), 0.0  # set by MetricsLogger
         self.batch_ids: list[tuple[str, int]] = []  # the last step's local batch, (title_id, snippet_index)
-        self.checkpointer = Checkpointer(self.output_dir / "checkpoints", model=module, optimizer=optimizer, scaler=scaler,
+        self.checkpointer = Checkpointer(self.output_dir / CHECKPOINT_DIR, model=module, optimizer=optimizer, scaler=scaler,
                                          schedule=schedule, sampler=_SamplerPosition(self))
         self._batches: Iterator[dict] | None = None
 
@@ -163,19 +167,25 @@ class PretrainTrainer(TrainerBase):
             gathered: list[Any] = [None] * self.world_size
             dist.all_gather_object(gathered, rng[0])
             rng = gathered
-        path = None
+        path, error = None, None
         if du.is_main_process():
             extra = {"step": self.step, "epoch": self.step // self.schedule.steps_per_epoch, "rng": rng, "cfg": self.cfg.dump()}
-            path = self.checkpointer.save(self.step, extra)
-            _log.info("checkpoint %s", path)
-        du.barrier()
+            try:
+                path = self.checkpointer.save(self.step, extra)
+                _log.info("checkpoint %s", path)
+            except UserError as exc:  # a full disk: every rank stops, the previous checkpoint intact
+                error = exc
+        du.raise_on_every_rank(error)
         return path
 
-    def resume_or_load(self, resume: bool, weights: str = "") -> None:
-        """Restore the newest readable checkpoint when ``resume`` and one exists, else load ``weights`` if given."""
-        loaded = self.checkpointer.load_latest() if resume else None
+    def resume_or_load(self, resume: bool | str, weights: str = "") -> None:
+        """Restore the newest readable checkpoint unless ``resume`` says never (see
+        :func:`avplug.engine.run_dir.resume_mode`; its stored cfg is compared first), else load ``weights`` if given."""
+        mode = resume_mode(resume)
+        loaded = self.checkpointer.load_latest() if mode != "never" else None
         if loaded is not None:
             path, state = loaded
+            check_config_unchanged(state.get("cfg"), self.cfg, path, mode)
             self.checkpointer.restore(state, path, optional=("schedule",))  # checkpoints before 0.2 have no schedule
             self.step = int(state["step"])
             done = state["sampler"]["epoch"] * self.schedule.steps_per_epoch + state["sampler"]["batches_done"]
@@ -186,6 +196,6 @@ class PretrainTrainer(TrainerBase):
             saved_world = state["sampler"].get("world_size", self.world_size)
             _log.info("resumed from %s at step %d (saved at world size %s, now %d)", path, self.step, saved_world, self.world_size)
         elif weights:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
+            state = load_torch_file(weights)
             self.module.load_state_dict(state.get("model", state))
             _log.info("initialized from %s", weights)

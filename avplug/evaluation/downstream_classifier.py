@@ -16,6 +16,7 @@ import yaml
 from torch import nn
 
 import registry
+from avplug.checksums import load_torch_file
 from avplug.models.export import load_encoders
 from registry import BACKBONES
 
@@ -69,7 +70,7 @@ def check_front_end(cfg, weights: str, modality: str) -> None:
     A video encoder needs the pixel normalization it was pretrained with, an audio encoder the
     same sample rate and log-mel parameters; a checkpoint without a stored cfg is not checked.
     """
-    data = torch.load(weights, map_location="cpu", weights_only=True)
+    data = load_torch_file(weights)
     stored_text = data.get("cfg") if isinstance(data, dict) else None
     if not isinstance(stored_text, str):
         return
