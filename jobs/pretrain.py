@@ -27,7 +27,7 @@ import submitit
 from fvcore.common.config import CfgNode
 
 from avplug.config import validate_cfg, write_config
-from avplug.engine.run_dir import check_output_dir_free
+from avplug.engine.run_dir import prepare_submission, resume_mode
 from jobs import slurm, snapshot
 
 _log = logging.getLogger("avplug.jobs")
@@ -103,8 +103,9 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
 
     Reads from ``args``: the flags of :func:`jobs.slurm.add_slurm_args`, ``nodes`` (else LAUNCH.NODES),
     ``dry_run``, ``wait``, ``resume`` and ``no_resume`` (:func:`resume_from_args`; a requeued job
-    always resumes from its own checkpoints).  A live run holding OUTPUT_DIR is refused here, before
-    anything is written or queued.  With ``--wait`` it follows the job
+    always resumes from its own checkpoints).  A live run holding OUTPUT_DIR, or a resume whose
+    config differs, is refused here, before anything is written or queued
+    (:func:`avplug.engine.run_dir.prepare_submission`).  With ``--wait`` it follows the job
     and raises :class:`jobs.slurm.SlurmError` if it fails.
     """
     opts = slurm.resolve_slurm_options(cfg, args)
@@ -124,7 +125,7 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
         print(slurm.sbatch_script(folder, params))
         return None
 
-    check_output_dir_free(out)
+    prepare_submission(out, run_cfg, resume_mode(resume_from_args(args)))
     code = snapshot.snapshot_code(out)
     params = slurm.sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
     write_config(run_cfg, out)

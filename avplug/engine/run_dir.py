@@ -10,6 +10,7 @@
   :data:`MAY_DIFFER` excepted) and refuses otherwise with :class:`ConfigChangedError` naming every
   changed key and the three choices; ``"force"`` (``--resume``) continues anyway, warning once per
   changed key; ``"never"`` (``False``, ``--no-resume``) starts over.
+- **Submission** (:func:`prepare_submission`): a queued job's checks run before it is queued too.
 - **Fresh start** (:func:`set_aside_previous_run`): the previous run's checkpoints, metrics, plots,
   TensorBoard events and config move to ``OUTPUT_DIR/previous_runs/<date-time>/`` (logged with the
   path), so a new run never prunes, overwrites or returns another run's checkpoints.
@@ -90,10 +91,16 @@ class OutputDirLock:
         self.release()
 
 
-def check_output_dir_free(output_dir: str | os.PathLike) -> None:
-    """Raise :class:`OutputDirBusyError` when a live run holds ``output_dir`` (takes and drops the lock)."""
-    with OutputDirLock(output_dir):
-        pass
+def prepare_submission(output_dir: str | os.PathLike, cfg, mode: str) -> None:
+    """Before a queued job starts on ``output_dir``: refuse a live run holding it and, like the job
+    would, a resume (``"auto"``) whose config differs from the previous run's ``config.yaml``, or
+    set the previous run aside (``"never"``), so the submission's ``config.yaml`` replaces nothing."""
+    out = Path(output_dir)
+    with OutputDirLock(out):
+        if mode == "never":
+            set_aside_previous_run(out)
+        elif mode == "auto" and any((out / "checkpoints").glob("model_*.pth")) and (out / "config.yaml").is_file():
+            check_config_unchanged((out / "config.yaml").read_text(), cfg, f"the run in {out} ({out / 'config.yaml'})", mode)
 
 
 def set_aside_previous_run(output_dir: str | os.PathLike) -> Path | None:
@@ -143,20 +150,21 @@ def describe_changes(changes: list[tuple[str, Any, Any]]) -> str:
     return ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes)
 
 
-def check_config_unchanged(stored_yaml: Any, cfg, checkpoint: str | os.PathLike, mode: str) -> None:
-    """Refuse (``"auto"``) or warn about (``"force"``) a resume whose cfg differs from ``stored_yaml``."""
+def check_config_unchanged(stored_yaml: Any, cfg, source: str, mode: str) -> None:
+    """Refuse (``"auto"``) or warn about (``"force"``) a resume whose cfg differs from ``stored_yaml``,
+    the config of ``source`` (e.g. "the checkpoint <path>")."""
     if not isinstance(stored_yaml, str):
-        _log.info("%s stores no config (written by an older avplug): its config is not compared", checkpoint)
+        _log.info("%s stores no config (written by an older avplug): its config is not compared", source)
         return
     changes = config_changes(stored_yaml, cfg)
     if not changes:
         return
     if mode == "force":
         for key, old, new in changes:
-            _log.warning("--resume: continuing %s with %s changed (%r -> %r)", checkpoint, key, old, new)
+            _log.warning("--resume: continuing %s with %s changed (%r -> %r)", source, key, old, new)
         return
     keys = ", ".join(key for key, _, _ in changes)
     raise ConfigChangedError(
-        f"{keys} changed since the checkpoint {checkpoint} ({describe_changes(changes)}): rerun with --resume to continue "
+        f"{keys} changed since {source} ({describe_changes(changes)}): rerun with --resume to continue "
         f"it with the new values, --no-resume to start over (its files are kept under {PREVIOUS_RUNS}/), or choose another OUTPUT_DIR"
     )

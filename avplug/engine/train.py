@@ -29,7 +29,7 @@ from avplug.data.store import SnippetStore
 from avplug.data.transforms import build_batch_transform
 from avplug.engine import distributed as du
 from avplug.engine.checkpoint import Checkpointer
-from avplug.engine.hooks import HookBase, LossCurvePlot, LRSchedule, MetricsLogger, PeriodicCheckpointer
+from avplug.engine.hooks import BadSnippetGuard, HookBase, LossCurvePlot, LRSchedule, MetricsLogger, PeriodicCheckpointer
 from avplug.engine.log import setup_logging
 from avplug.engine.metrics import MetricsWriter
 from avplug.engine.rng import seed_everything
@@ -94,9 +94,9 @@ def build_hooks(cfg) -> list[HookBase]:
 
 
 def default_hooks(cfg) -> list[HookBase]:
-    """The trainer's hooks in order: lr, logging, the cfg's ``HOOKS``, checkpoints, the loss-curve PNG."""
+    """The trainer's hooks in order: lr, bad snippets, logging, the cfg's ``HOOKS``, checkpoints, the loss-curve PNG."""
     extra = build_hooks(cfg)
-    return [LRSchedule(), MetricsLogger(cfg.SOLVER.LOG_PERIOD), *extra,
+    return [LRSchedule(), BadSnippetGuard(cfg.DATA.BAD_SNIPPETS, cfg.DATA.MAX_BAD_FRACTION), MetricsLogger(cfg.SOLVER.LOG_PERIOD), *extra,
             PeriodicCheckpointer(cfg.SOLVER.CHECKPOINT_PERIOD), LossCurvePlot()]
 
 

@@ -28,7 +28,7 @@ from avplug.engine import distributed as du
 from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.hooks import HookBase
 from avplug.engine.rng import capture_rng_state, restore_rng_state
-from avplug.engine.run_dir import check_config_unchanged, resume_mode
+from avplug.engine.run_dir import ConfigChangedError, check_config_unchanged, resume_mode
 from avplug.engine.schedule import TrainingSchedule
 from avplug.errors import UserError
 
@@ -112,6 +112,8 @@ class PretrainTrainer(TrainerBase):
         self.loss = torch.zeros((), device=device)  # the last step's local loss, on the device
         self.last_loss, self.clips_per_s = float("nan"), 0.0  # set by MetricsLogger
         self.batch_ids: list[tuple[str, int]] = []  # the last step's local batch, (title_id, snippet_index)
+        self.step_bad_snippets: list[str] = []  # the last step's substituted snippets (avplug.data.dataset), one line each
+        self.bad_snippets = 0  # distinct bad snippets met so far, all ranks (set by BadSnippetGuard)
         self.checkpointer = Checkpointer(self.output_dir / CHECKPOINT_DIR, model=module, optimizer=optimizer, scaler=scaler,
                                          schedule=schedule, sampler=_SamplerPosition(self))
         self._batches: Iterator[dict] | None = None
@@ -123,6 +125,7 @@ class PretrainTrainer(TrainerBase):
             self._batches = self._local_batches()
         batch = next(self._batches)
         self.batch_ids = list(zip(batch["title_id"], batch["snippet_index"]))
+        self.step_bad_snippets = batch.get("bad_snippets", [])
         batch = self.batch_transform(batch)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         with autocast:
@@ -158,6 +161,22 @@ class PretrainTrainer(TrainerBase):
             value /= self.world_size
         return float(value)
 
+    def global_sum(self, value: int) -> int:
+        """The sum of ``value`` over the ranks (a collective when the world is larger than one)."""
+        if self.world_size == 1:
+            return int(value)
+        total = torch.tensor([int(value)], dtype=torch.int64, device=self.device)
+        dist.all_reduce(total)
+        return int(total)
+
+    def gather_lines(self, lines: list[str]) -> list[str]:
+        """Every rank's ``lines``, rank 0's first (a collective when the world is larger than one)."""
+        if self.world_size == 1:
+            return list(lines)
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, list(lines))
+        return [line for part in gathered for line in part]
+
     # --- checkpoints -----------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path | None:
@@ -185,8 +204,15 @@ class PretrainTrainer(TrainerBase):
         loaded = self.checkpointer.load_latest() if mode != "never" else None
         if loaded is not None:
             path, state = loaded
-            check_config_unchanged(state.get("cfg"), self.cfg, path, mode)
-            self.checkpointer.restore(state, path, optional=("schedule",))  # checkpoints before 0.2 have no schedule
+            check_config_unchanged(state.get("cfg"), self.cfg, f"the checkpoint {path}", mode)
+            try:
+                self.checkpointer.restore(state, path, optional=("schedule",))  # checkpoints before 0.2 have no schedule
+            except (ValueError, RuntimeError, KeyError) as exc:
+                if mode != "force":
+                    raise
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigChangedError(f"--resume cannot continue {path} with this config ({why}): use --no-resume "
+                                         "to start over (the old run is kept) or another OUTPUT_DIR") from exc
             self.step = int(state["step"])
             done = state["sampler"]["epoch"] * self.schedule.steps_per_epoch + state["sampler"]["batches_done"]
             if done != self.step:
