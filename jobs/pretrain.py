@@ -27,7 +27,7 @@ import submitit
 from fvcore.common.config import CfgNode
 
 from avplug.config import validate_cfg, write_config
-from avplug.engine.run_dir import prepare_submission, resume_mode
+from avplug.engine.run_dir import prepare_submission, resume_from_flags
 from jobs import slurm, snapshot
 
 _log = logging.getLogger("avplug.jobs")
@@ -68,13 +68,6 @@ class PretrainJob(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(PretrainJob(self.cfg, resume="force" if self.resume == "force" else True))
 
 
-def resume_from_args(args: argparse.Namespace) -> bool | str:
-    """The engine's ``resume`` for the ``--resume`` / ``--no-resume`` flags: "force", False, or True (neither)."""
-    if getattr(args, "resume", False):
-        return "force"
-    return not getattr(args, "no_resume", False)
-
-
 def _resolved_cfg(cfg: CfgNode, opts: slurm.SlurmOptions, nodes: int, procs: int) -> CfgNode:
     """``cfg`` with OUTPUT_DIR absolute and LAUNCH.* recording what was requested."""
     out = cfg.clone()
@@ -102,7 +95,7 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
     """Submit pretraining for ``cfg`` as one Slurm job; returns the submitit job (None on --dry-run).
 
     Reads from ``args``: the flags of :func:`jobs.slurm.add_slurm_args`, ``nodes`` (else LAUNCH.NODES),
-    ``dry_run``, ``wait``, ``resume`` and ``no_resume`` (:func:`resume_from_args`; a requeued job
+    ``dry_run``, ``wait``, ``resume`` and ``no_resume`` (:func:`avplug.engine.run_dir.resume_from_flags`; a requeued job
     always resumes from its own checkpoints).  A live run holding OUTPUT_DIR, or a resume whose
     config differs, is refused here, before anything is written or queued
     (:func:`avplug.engine.run_dir.prepare_submission`).  With ``--wait`` it follows the job
@@ -125,13 +118,13 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
         print(slurm.sbatch_script(folder, params))
         return None
 
-    prepare_submission(out, run_cfg, resume_mode(resume_from_args(args)))
+    prepare_submission(out, run_cfg, resume_from_flags(args))
     code = snapshot.snapshot_code(out)
     params = slurm.sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
     write_config(run_cfg, out)
     executor = slurm.make_executor(folder, params, max_requeues=opts.max_requeues)
     with slurm.sbatch_errors(f"the pretraining job ({nodes} node(s) x {procs} task(s))"):
-        job = executor.submit(PretrainJob(run_cfg, resume=resume_from_args(args)))
+        job = executor.submit(PretrainJob(run_cfg, resume=resume_from_flags(args)))
     print(
         f"submitted Slurm job {job.job_id}: {nodes} node(s) x {procs} task(s) = world size {world}\n"
         f"  output: {out}\n  logs:   {job.paths.folder}\n  code:   {code}",

@@ -17,6 +17,7 @@ from avplug.builtin_plugins import setup_plugins
 from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.engine.launch import default_num_procs, launch_local
 from avplug.engine.log import setup_logging
+from avplug.engine.run_dir import resume_from_flags
 from jobs import pretrain, slurm
 
 
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
         print(f"# would run pretraining here: {procs} process(es) on 1 node, world size {world}, output in {cfg.OUTPUT_DIR}")
         return 0
     setup_logging(cfg.OUTPUT_DIR)
-    summary = launch_local(cfg, procs, resume=pretrain.resume_from_args(args))
+    summary = launch_local(cfg, procs, resume=resume_from_flags(args))
     print(json.dumps(summary, indent=2))
     return 0
 

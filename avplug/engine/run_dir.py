@@ -57,6 +57,13 @@ def resume_mode(resume: bool | str) -> str:
     return resume
 
 
+def resume_from_flags(args) -> str:
+    """The mode that a tool's ``--resume`` / ``--no-resume`` flags ask for (attributes ``resume``, ``no_resume``)."""
+    if getattr(args, "resume", False):
+        return "force"
+    return "never" if getattr(args, "no_resume", False) else "auto"
+
+
 class OutputDirLock:
     """``flock`` on ``output_dir/.lock``; :meth:`acquire` refuses a held lock naming its holder."""
 

@@ -75,6 +75,10 @@ class TrainerBase:
         raise NotImplementedError
 
 
+class CheckpointUnusableError(UserError, RuntimeError):
+    """OUTPUT_DIR holds checkpoints but none of them loads."""
+
+
 class _SamplerPosition:
     """The sampler as a checkpointable: its state at the trainer's step, not at the loader's prefetch."""
 
@@ -202,6 +206,9 @@ class PretrainTrainer(TrainerBase):
         :func:`avplug.engine.run_dir.resume_mode`; its stored cfg is compared first), else load ``weights`` if given."""
         mode = resume_mode(resume)
         loaded = self.checkpointer.load_latest() if mode != "never" else None
+        if loaded is None and mode != "never" and self.checkpointer.candidates():
+            raise CheckpointUnusableError(f"no checkpoint in {self.checkpointer.directory} is usable (each is named in the log): "
+                                          "restore one, or rerun with --no-resume to start over (they are kept)")
         if loaded is not None:
             path, state = loaded
             check_config_unchanged(state.get("cfg"), self.cfg, f"the checkpoint {path}", mode)

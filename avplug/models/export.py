@@ -12,8 +12,8 @@ Files read here:
   ``"audio_backbone"`` state dicts, ``"cfg"`` YAML and ``"format": "avplug-encoders"``.
 
 Both are read with ``torch.load(..., weights_only=True)``: no pickled code is executed; a file with
-a sha256 sidecar is verified first (:func:`avplug.checksums.load_torch_file`), so a corrupt file is a
-:class:`avplug.checksums.CorruptFileError` naming it.
+a sha256 sidecar is verified first (:func:`avplug.checksums.load_torch_file`); a corrupt file is a
+:class:`CheckpointFormatError` naming it.
 
 Usage::
 
@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 import registry
-from avplug.checksums import atomic_write, load_torch_file, write_sidecar
+from avplug.checksums import CorruptFileError, atomic_write, load_torch_file, write_sidecar
 from avplug.errors import UserError
 from registry import BACKBONES
 
@@ -56,7 +56,10 @@ class CheckpointFormatError(UserError, ValueError):
 
 
 def _read(path: str | os.PathLike) -> dict[str, Any]:
-    data = load_torch_file(path)
+    try:
+        data = load_torch_file(path)
+    except CorruptFileError as exc:  # a checksum mismatch or a file that does not unpickle
+        raise CheckpointFormatError(str(exc)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("cfg"), str):
         raise CheckpointFormatError(f"{path}: expected a dict with a 'cfg' YAML string (an avplug checkpoint)")
     return data

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from avplug.checksums import CorruptFileError, NoSpaceError
+from avplug.checksums import NoSpaceError
 from avplug.config import load_config
 from avplug.data.dataset import BadSnippetError, PretrainDataset
 from avplug.data.errors import MediaError
@@ -28,7 +28,8 @@ from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.metrics import read_metrics
 from avplug.engine.run_dir import ConfigChangedError, OutputDirLock, prepare_submission
 from avplug.engine.train import run_pretraining
-from avplug.models.export import load_encoders
+from avplug.engine.trainer import CheckpointUnusableError
+from avplug.models.export import CheckpointFormatError, load_encoders
 
 TINY = ["SOLVER.BATCH_SIZE", "8", "SAMPLER.K", "4", "SOLVER.LOG_PERIOD", "1", "SOLVER.CHECKPOINT_PERIOD", "2",
         "MODEL.VIDEO.WIDTH", "0.0625", "MODEL.AUDIO.WIDTH", "0.0625", "MODEL.HEAD.DIM", "16",
@@ -175,10 +176,19 @@ def test_a_corrupt_newest_checkpoint_is_named_and_the_previous_one_resumed(tiny_
     assert f"resumed from {old_run / 'checkpoints' / 'model_0000002.pth'} at step 2" in caplog.text
 
 
+def test_when_every_checkpoint_is_corrupt_the_run_stops_instead_of_starting_over(tiny_demo, old_run):
+    for path in (old_run / "checkpoints").glob("*.pth"):
+        _flip_a_weight_byte(path)
+    corrupt = _digests(old_run / "checkpoints")
+    with pytest.raises(CheckpointUnusableError, match=f"no checkpoint in {old_run / 'checkpoints'} is usable .*--no-resume"):
+        run_pretraining(_cfg(tiny_demo, old_run, "SOLVER.MAX_STEPS", "6"))
+    assert _digests(old_run / "checkpoints") == corrupt
+
+
 def test_a_corrupt_weights_file_is_one_line_naming_it(tiny_demo, old_run, tmp_path):
     weights = old_run / "checkpoints" / "model_0000004.pth"
     _flip_a_weight_byte(weights)
-    with pytest.raises(CorruptFileError, match=f"{weights}: corrupt"):
+    with pytest.raises(CheckpointFormatError, match=f"{weights}: corrupt"):
         load_encoders(weights)
     line = _one_line_error(_launch(tiny_demo, tmp_path / "new", "MODEL.WEIGHTS", str(weights), "SOLVER.MAX_STEPS", "2"))
     assert f"{weights}: corrupt" in line
