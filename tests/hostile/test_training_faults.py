@@ -6,6 +6,7 @@ user-facing cases run the real ``tools/launch.py``; the rest call the engine in-
 model and store (the session's ``tiny_demo``): 2 steps per epoch, a checkpoint every 2 steps.
 """
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from avplug.data.errors import MediaError
 from avplug.data.store import SnippetStore
 from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.metrics import read_metrics
-from avplug.engine.run_dir import ConfigChangedError, OutputDirLock, prepare_submission
+from avplug.engine.run_dir import ConfigChangedError, OutputDirLock, prepare_submission, resume_from_flags
 from avplug.engine.train import run_pretraining
 from avplug.engine.trainer import CheckpointUnusableError
 from avplug.models.export import CheckpointFormatError, load_encoders
@@ -47,6 +48,14 @@ def _launch(tiny_demo, out: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(REPO / "tools" / "launch.py"), "--cfg", "demo.yaml", "--nodes", "1", *args,
            *tiny_demo, *TINY, "OUTPUT_DIR", str(out)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _launch_parser():
+    """tools/launch.py's argument parser (tools/ is not a package: loaded from its file)."""
+    spec = importlib.util.spec_from_file_location("launch_tool", REPO / "tools" / "launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_parser()
 
 
 def _one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -86,7 +95,7 @@ def old_run(finished_run, tmp_path) -> Path:
 # --- reruns: adopt nothing, lose nothing -------------------------------------------------------
 
 
-def test_rerun_with_another_config_is_refused_naming_every_key_then_resume_continues(tiny_demo, old_run):
+def test_rerun_with_another_config_is_refused_naming_every_key_then_resume_continues(tiny_demo, old_run, caplog):
     before = _digests(old_run / "checkpoints")
     config_before = (old_run / "config.yaml").read_bytes()
     line = _one_line_error(_launch(tiny_demo, old_run, "SEED", "1", "SOLVER.BASE_LR", "0.01", "SOLVER.MAX_STEPS", "6"))
@@ -99,11 +108,14 @@ def test_rerun_with_another_config_is_refused_naming_every_key_then_resume_conti
                                                  r"\(cannot resume the sampler: SEED changed since the checkpoint"):
         run_pretraining(_cfg(tiny_demo, old_run, "SEED", "1", "SOLVER.MAX_STEPS", "6"), resume="force")
 
-    resumed = _launch(tiny_demo, old_run, "--resume", "SOLVER.BASE_LR", "0.01", "SOLVER.WEIGHT_DECAY", "0.001",
-                      "SOLVER.MAX_STEPS", "6")
-    assert _summary(resumed)["steps"] == 6
-    assert "continuing" in resumed.stdout and "with SOLVER.BASE_LR changed (0.002 -> 0.01)" in resumed.stdout
-    assert "with SOLVER.WEIGHT_DECAY changed (0.0 -> 0.001)" in resumed.stdout
+    flags = _launch_parser().parse_args(["--cfg", "demo.yaml", "--resume"])
+    assert resume_from_flags(flags) == "force"
+    with caplog.at_level(logging.WARNING, logger="avplug"):
+        summary = run_pretraining(_cfg(tiny_demo, old_run, "SOLVER.BASE_LR", "0.01", "SOLVER.WEIGHT_DECAY", "0.001",
+                                       "SOLVER.MAX_STEPS", "6"), resume=resume_from_flags(flags))
+    assert summary["steps"] == 6
+    assert "continuing the checkpoint" in caplog.text and "with SOLVER.BASE_LR changed (0.002 -> 0.01)" in caplog.text
+    assert "with SOLVER.WEIGHT_DECAY changed (0.0 -> 0.001)" in caplog.text
 
 
 def test_no_resume_sets_the_old_run_aside_and_returns_this_runs_weights(tiny_demo, old_run):
