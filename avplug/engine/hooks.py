@@ -67,11 +67,13 @@ class BadSnippetGuard(HookBase):
     counted in ``trainer.bad_snippets`` (all ranks, written to ``metrics.jsonl``).  ``"stop"`` ends
     the run at the first one; ``"skip"`` ends it once more than ``max_fraction`` of the train
     snippets were bad.  Either ending is a :class:`avplug.data.dataset.BadSnippetError` naming the
-    files, raised on every rank at the same step (the count is summed over the ranks every step).
+    files, raised on every rank at the same step: in a world of one after the step that met it, in
+    a larger world at the next of every ``period`` steps, when the count is summed over the ranks
+    (like the loss, so that the step keeps its single host sync).
     """
 
-    def __init__(self, policy: str, max_fraction: float) -> None:
-        self.policy, self.max_fraction = policy, float(max_fraction)
+    def __init__(self, policy: str, max_fraction: float, period: int) -> None:
+        self.policy, self.max_fraction, self.period = policy, float(max_fraction), max(1, int(period))
 
     def before_train(self) -> None:
         self._seen: dict[str, None] = {}
@@ -85,6 +87,8 @@ class BadSnippetGuard(HookBase):
             if line not in self._seen:
                 self._seen[line] = None
                 _log.warning("bad snippet skipped (a substitute took its place): %s", line)
+        if t.world_size > 1 and t.step % self.period and t.step != t.schedule.stop_step:
+            return
         t.bad_snippets = t.global_sum(len(self._seen))
         if t.bad_snippets > self.cap:
             raise BadSnippetError(self._message(t.gather_lines(list(self._seen)), t.bad_snippets))

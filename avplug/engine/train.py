@@ -96,7 +96,7 @@ def build_hooks(cfg) -> list[HookBase]:
 def default_hooks(cfg) -> list[HookBase]:
     """The trainer's hooks in order: lr, bad snippets, logging, the cfg's ``HOOKS``, checkpoints, the loss-curve PNG."""
     extra = build_hooks(cfg)
-    return [LRSchedule(), BadSnippetGuard(cfg.DATA.BAD_SNIPPETS, cfg.DATA.MAX_BAD_FRACTION), MetricsLogger(cfg.SOLVER.LOG_PERIOD), *extra,
+    return [LRSchedule(), BadSnippetGuard(cfg.DATA.BAD_SNIPPETS, cfg.DATA.MAX_BAD_FRACTION, cfg.SOLVER.LOG_PERIOD), MetricsLogger(cfg.SOLVER.LOG_PERIOD), *extra,
             PeriodicCheckpointer(cfg.SOLVER.CHECKPOINT_PERIOD), LossCurvePlot()]
 
 

@@ -7,6 +7,7 @@ model and store (the session's ``tiny_demo``): 2 steps per epoch, a checkpoint e
 """
 import hashlib
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -76,6 +77,20 @@ def _summary(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(proc.stdout[proc.stdout.index("{\n"):])
 
 
+@pytest.fixture
+def avplug_log():
+    """The text the ``avplug`` loggers wrote during the test, INFO and up (they do not propagate to pytest's caplog)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("avplug")
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield stream.getvalue
+    logger.removeHandler(handler)
+    logger.setLevel(previous)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tiny_demo, tmp_path_factory) -> Path:
     """A run of 4 steps (checkpoints at steps 2 and 4), SEED 0; copy it before changing it."""
@@ -95,7 +110,7 @@ def old_run(finished_run, tmp_path) -> Path:
 # --- reruns: adopt nothing, lose nothing -------------------------------------------------------
 
 
-def test_rerun_with_another_config_is_refused_naming_every_key_then_resume_continues(tiny_demo, old_run, caplog):
+def test_rerun_with_another_config_is_refused_naming_every_key_then_resume_continues(tiny_demo, old_run, avplug_log):
     before = _digests(old_run / "checkpoints")
     config_before = (old_run / "config.yaml").read_bytes()
     line = _one_line_error(_launch(tiny_demo, old_run, "SEED", "1", "SOLVER.BASE_LR", "0.01", "SOLVER.MAX_STEPS", "6"))
@@ -110,12 +125,11 @@ def test_rerun_with_another_config_is_refused_naming_every_key_then_resume_conti
 
     flags = _launch_parser().parse_args(["--cfg", "demo.yaml", "--resume"])
     assert resume_from_flags(flags) == "force"
-    with caplog.at_level(logging.WARNING, logger="avplug"):
-        summary = run_pretraining(_cfg(tiny_demo, old_run, "SOLVER.BASE_LR", "0.01", "SOLVER.WEIGHT_DECAY", "0.001",
-                                       "SOLVER.MAX_STEPS", "6"), resume=resume_from_flags(flags))
+    summary = run_pretraining(_cfg(tiny_demo, old_run, "SOLVER.BASE_LR", "0.01", "SOLVER.WEIGHT_DECAY", "0.001",
+                                   "SOLVER.MAX_STEPS", "6"), resume=resume_from_flags(flags))
     assert summary["steps"] == 6
-    assert "continuing the checkpoint" in caplog.text and "with SOLVER.BASE_LR changed (0.002 -> 0.01)" in caplog.text
-    assert "with SOLVER.WEIGHT_DECAY changed (0.0 -> 0.001)" in caplog.text
+    assert "continuing the checkpoint" in avplug_log() and "with SOLVER.BASE_LR changed (0.002 -> 0.01)" in avplug_log()
+    assert "with SOLVER.WEIGHT_DECAY changed (0.0 -> 0.001)" in avplug_log()
 
 
 def test_no_resume_sets_the_old_run_aside_and_returns_this_runs_weights(tiny_demo, old_run):
@@ -178,14 +192,13 @@ def _flip_a_weight_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_a_corrupt_newest_checkpoint_is_named_and_the_previous_one_resumed(tiny_demo, old_run, caplog):
+def test_a_corrupt_newest_checkpoint_is_named_and_the_previous_one_resumed(tiny_demo, old_run, avplug_log):
     newest = old_run / "checkpoints" / "model_0000004.pth"
     _flip_a_weight_byte(newest)
-    with caplog.at_level(logging.INFO, logger="avplug"):
-        summary = run_pretraining(_cfg(tiny_demo, old_run, "SOLVER.MAX_STEPS", "6"))
+    summary = run_pretraining(_cfg(tiny_demo, old_run, "SOLVER.MAX_STEPS", "6"))
     assert summary["steps"] == 6
-    assert f"checkpoint {newest} is unusable" in caplog.text and "corrupt (sha256" in caplog.text
-    assert f"resumed from {old_run / 'checkpoints' / 'model_0000002.pth'} at step 2" in caplog.text
+    assert f"checkpoint {newest} is unusable" in avplug_log() and "corrupt (sha256" in avplug_log()
+    assert f"resumed from {old_run / 'checkpoints' / 'model_0000002.pth'} at step 2" in avplug_log()
 
 
 def test_when_every_checkpoint_is_corrupt_the_run_stops_instead_of_starting_over(tiny_demo, old_run):
@@ -206,13 +219,12 @@ def test_a_corrupt_weights_file_is_one_line_naming_it(tiny_demo, old_run, tmp_pa
     assert f"{weights}: corrupt" in line
 
 
-def test_a_checkpoint_written_before_checksums_still_loads_with_a_note(old_run, caplog):
+def test_a_checkpoint_written_before_checksums_still_loads_with_a_note(old_run, avplug_log):
     newest = old_run / "checkpoints" / "model_0000004.pth"
     (old_run / "checkpoints" / "model_0000004.pth.sha256").unlink()
-    with caplog.at_level(logging.INFO, logger="avplug"):
-        path, state = Checkpointer(old_run / "checkpoints").load_latest()
+    path, state = Checkpointer(old_run / "checkpoints").load_latest()
     assert path == newest and state["step"] == 4
-    assert f"{newest} has no .sha256 checksum" in caplog.text
+    assert f"{newest} has no .sha256 checksum" in avplug_log()
 
 
 # --- disk full on a checkpoint -----------------------------------------------------------------
@@ -271,13 +283,15 @@ def test_no_space_error_names_the_folder_and_the_step(tmp_path, monkeypatch):
 # --- a torn metrics.jsonl ----------------------------------------------------------------------
 
 
-def test_a_torn_last_metrics_line_is_named_skipped_and_repaired_by_the_next_run(tiny_demo, old_run, caplog):
+def test_a_torn_metrics_line_and_a_killed_checkpoint_write_are_repaired_by_the_next_run(tiny_demo, old_run, avplug_log):
     metrics = old_run / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + '{"step": 5, "lo')
-    with caplog.at_level(logging.WARNING, logger="avplug"):
-        assert [r["step"] for r in read_metrics(metrics)] == [1, 2, 3, 4]
-    assert f"{metrics}:5: skipped a torn last line" in caplog.text
+    assert [r["step"] for r in read_metrics(metrics)] == [1, 2, 3, 4]
+    assert f"{metrics}:5: skipped a torn last line" in avplug_log()
+    killed_write = old_run / "checkpoints" / ".model_0000006.pth.tmp99999"  # a run killed while writing a checkpoint
+    killed_write.write_bytes(b"half a checkpoint")
     run_pretraining(_cfg(tiny_demo, old_run, "SOLVER.MAX_STEPS", "6"))
+    assert not killed_write.exists() and f"removed {killed_write}" in avplug_log()
     skipped: list[int] = []
     assert [r["step"] for r in read_metrics(metrics, skipped=skipped)] == [1, 2, 3, 4, 5, 6] and skipped == []
     assert '"lo{' not in metrics.read_text()
@@ -325,15 +339,14 @@ def test_a_bad_snippet_is_named_and_replaced_by_a_nearby_readable_one(broken_sto
     assert all(torch.equal(a["video"], b["video"]) and torch.equal(a["audio"], b["audio"]) for a, b in zip(samples, again))
 
 
-def test_bad_snippets_are_skipped_and_counted_inside_loader_workers(broken_store, tmp_path, caplog):
+def test_bad_snippets_are_skipped_and_counted_inside_loader_workers(broken_store, tmp_path, avplug_log):
     opts, store = broken_store
     cfg = _cfg(opts, tmp_path / "run", "SOLVER.MAX_STEPS", "2", "DATA.NUM_WORKERS", "1", "DATA.MAX_BAD_FRACTION", "1.0")
-    with caplog.at_level(logging.WARNING, logger="avplug"):
-        summary = run_pretraining(cfg)
+    summary = run_pretraining(cfg)
     assert summary["steps"] == 2
     counts = [r["bad_snippets"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")]
-    assert counts[-1] == caplog.text.count("bad snippet skipped") > 0
-    assert store.audio_path("movie_01") in caplog.text or store.video_path("movie_00") in caplog.text
+    assert counts[-1] == avplug_log().count("bad snippet skipped") > 0
+    assert store.audio_path("movie_01") in avplug_log() or store.video_path("movie_00") in avplug_log()
 
 
 def test_too_many_bad_snippets_stop_the_run_naming_the_files(broken_store, tmp_path):
@@ -353,3 +366,18 @@ def test_a_nan_loss_names_the_batch_titles(tiny_demo, tmp_path, monkeypatch):
     monkeypatch.setattr(CrossModalNCE, "forward", lambda self, v, a: (v * a).sum() * float("nan"))
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 1 \(the last batch held titles .*(movie|show)"):
         run_pretraining(_cfg(tiny_demo, tmp_path / "run", "SOLVER.MAX_STEPS", "2"))
+
+
+def test_bad_snippets_stop_every_rank_of_a_two_rank_run_at_the_same_step(broken_store, tmp_path):
+    """The count is summed over the ranks at LOG_PERIOD steps: both ranks stop there, none waits in a collective."""
+    from torch.multiprocessing import ProcessRaisedException
+
+    from avplug.engine.launch import launch_local
+
+    opts, store = broken_store
+    cfg = _cfg(opts, tmp_path / "run", "SOLVER.MAX_STEPS", "4", "SOLVER.LOG_PERIOD", "2", "DATA.BAD_SNIPPETS", "stop")
+    with pytest.raises(ProcessRaisedException, match="BadSnippetError: bad snippet \\(DATA.BAD_SNIPPETS stop\\): title"):
+        launch_local(cfg, 2)
+    log = (tmp_path / "run" / "log.txt").read_text() + (tmp_path / "run" / "log.rank1.txt").read_text()
+    assert "bad snippet skipped" in log
+    assert not list((tmp_path / "run" / "checkpoints").glob("model_0000004.pth"))
