@@ -16,12 +16,14 @@ with the sampler's epoch so that persistent workers see it.
 Bad snippets never abort a batch here.  A snippet whose read fails (:class:`StoreError`,
 :class:`MediaError`, ``ValueError``, ``OSError``: a truncated or corrupt video, a missing or short
 audio file) or whose audio holds a non-finite sample is replaced by a *substitute*: the nearest
-readable snippet of the same title not already in the batch (index + 1, - 1, + 2, ...), else of the
-next titles in id order, at most :data:`SUBSTITUTE_TRIES` reads.  The substitute depends only on the
+readable snippet of the same title not already in the batch (index + 1, - 1, + 2, ...), else one of
+the next titles in id order (:meth:`PretrainDataset._substitute_candidates`, at most
+:data:`SUBSTITUTE_TRIES` reads).  The substitute depends only on the
 key and the store, so batches stay the same size (every rank of Eq. 1 holds the same number of
 rows, and the sampler's accounting of batches and exact resume are untouched) and reproduce
-exactly after a resume, with or without loader workers.  The sample carries ``bad``: one line
-naming the title, snippet and file and why; :func:`collate_snippets` gathers them as the batch's
+exactly after a resume, with or without loader workers.  The sample carries ``bad``: the triple
+``(title_id, snippet_index, why)`` of the snippet it replaces, ``why`` one line naming the file;
+:func:`collate_snippets` gathers them as the batch's
 ``bad_snippets`` and the trainer applies ``DATA.BAD_SNIPPETS`` (skip, counted and capped, or stop)
 in the main process, where a one-line error can be raised (an exception raised inside a worker
 reaches the main process as a multi-line traceback).  When no substitute is readable the batch
@@ -52,7 +54,9 @@ from avplug.errors import UserError
 
 _log = logging.getLogger(__name__)
 READ_ERRORS = (StoreError, MediaError, ValueError, OSError, EOFError)
-SUBSTITUTE_TRIES = 16
+SUBSTITUTE_TRIES = 32
+SAME_TITLE_TRIES = 8
+OTHER_TITLE_TRIES = 4
 
 
 class BadSnippetError(UserError, RuntimeError):
@@ -158,25 +162,29 @@ class PretrainDataset(Dataset):
 
     def _substitute(self, title_id: str, index: int, epoch: int, why: str, in_batch: set[tuple[str, int]]) -> dict[str, Any]:
         """The sample of the first readable candidate for the bad snippet ``(title_id, index)``, with ``bad`` naming it."""
-        bad = f"title {title_id!r} snippet {index}: {why}"
         for candidate in self._substitute_candidates(title_id, index, in_batch):
             clip = self._read_snippets(candidate[0], [candidate[1]])[candidate[1]]
             if not isinstance(clip, str):
                 in_batch.add(candidate)
                 sample = self._sample(candidate[0], candidate[1], epoch, *clip)
-                sample["bad"] = bad
+                sample["bad"] = (title_id, index, why)
                 return sample
-        raise BadSnippetError(f"{bad}; and none of {SUBSTITUTE_TRIES} nearby snippets reads either: check the store "
+        raise BadSnippetError(f"title {title_id!r} snippet {index}: {why}; and none of {SUBSTITUTE_TRIES} nearby snippets reads either: check the store "
                               "with tools/preprocess.py --verify")
 
     def _substitute_candidates(self, title_id: str, index: int, in_batch: set[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+        """Up to :data:`SUBSTITUTE_TRIES` keys not in the batch: the title's snippets nearest ``index`` (at most
+        :data:`SAME_TITLE_TRIES`), then :data:`OTHER_TITLE_TRIES` of each next title in id order, from ``index`` on."""
         n = self.titles[title_id].num_snippets
-        same_title = [index + sign * d for d in range(1, n) for sign in (1, -1) if 0 <= index + sign * d < n]
+        same = [(title_id, index + sign * d) for d in range(1, n) for sign in (1, -1) if 0 <= index + sign * d < n]
         ids = sorted(self.titles)
         start = ids.index(title_id)
-        others = [ids[(start + j) % len(ids)] for j in range(1, len(ids))]
-        candidates = [(title_id, i) for i in same_title] + [(t, index % self.titles[t].num_snippets) for t in others]
-        yield from [c for c in candidates if c not in in_batch][:SUBSTITUTE_TRIES]
+        others = []
+        for other in (ids[(start + j) % len(ids)] for j in range(1, len(ids))):
+            m = self.titles[other].num_snippets
+            others += [(other, (index + j) % m) for j in range(min(m, OTHER_TITLE_TRIES))]
+        unused = [key for key in same if key not in in_batch][:SAME_TITLE_TRIES] + [key for key in others if key not in in_batch]
+        yield from unused[:SUBSTITUTE_TRIES]
 
     def _parse(self, key: tuple) -> tuple[str, int, int]:
         if len(key) == 3:
@@ -249,7 +257,7 @@ def collate_snippets(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     ``video`` and ``audio`` are stacked (raw video of titles with different frame sizes stays a
     list of tensors), ``aug`` becomes one 1-D tensor per parameter, ``title_id`` and
-    ``snippet_index`` stay lists, and ``bad_snippets`` lists the ``bad`` lines of substituted samples.
+    ``snippet_index`` stay lists, and ``bad_snippets`` lists the ``bad`` triples of substituted samples.
     """
     batch: dict[str, Any] = {
         "title_id": [s["title_id"] for s in samples],

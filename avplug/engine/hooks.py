@@ -76,25 +76,30 @@ class BadSnippetGuard(HookBase):
         self.policy, self.max_fraction, self.period = policy, float(max_fraction), max(1, int(period))
 
     def before_train(self) -> None:
-        self._seen: dict[str, None] = {}
+        self._seen: dict[tuple[str, int], str] = {}  # (title_id, snippet_index) -> why
         train_snippets = len(getattr(self.trainer.loader, "dataset", ()))
         self.cap = 0 if self.policy == "stop" else int(self.max_fraction * train_snippets)
         self._train_snippets = train_snippets
 
     def after_step(self) -> None:
         t = self.trainer
-        for line in t.step_bad_snippets:
-            if line not in self._seen:
-                self._seen[line] = None
-                _log.warning("bad snippet skipped (a substitute took its place): %s", line)
+        for title_id, index, why in t.step_bad_snippets:
+            if (title_id, index) not in self._seen:
+                self._seen[(title_id, index)] = why
+                _log.warning("bad snippet skipped (a substitute took its place): title %r snippet %d: %s", title_id, index, why)
         if t.world_size > 1 and t.step % self.period and t.step != t.schedule.stop_step:
             return
         t.bad_snippets = t.global_sum(len(self._seen))
         if t.bad_snippets > self.cap:
-            raise BadSnippetError(self._message(t.gather_lines(list(self._seen)), t.bad_snippets))
+            raise BadSnippetError(self._message(t.gather_objects([(*key, why) for key, why in self._seen.items()]), t.bad_snippets))
 
-    def _message(self, lines: list[str], total: int) -> str:
-        shown = "; ".join(lines[:3]) + (f"; and {len(lines) - 3} more (see the log)" if len(lines) > 3 else "")
+    def _message(self, bad: list[tuple[str, int, str]], total: int) -> str:
+        by_why: dict[str, dict[str, list[int]]] = {}
+        for title_id, index, why in bad:
+            by_why.setdefault(why, {}).setdefault(title_id, []).append(index)
+        parts = [f"{why} ({', '.join(f'title {t!r} snippets {sorted(i)}' for t, i in titles.items())})"
+                 for why, titles in list(by_why.items())[:3]]
+        shown = "; ".join(parts) + (f"; and {len(by_why) - 3} more files or reasons (see the log)" if len(by_why) > 3 else "")
         if self.policy == "stop":
             return f"bad snippet (DATA.BAD_SNIPPETS stop): {shown}: fix or remove the file, or set DATA.BAD_SNIPPETS skip"
         return (f"{total} bad snippets, more than DATA.MAX_BAD_FRACTION {self.max_fraction:g} of the {self._train_snippets} "

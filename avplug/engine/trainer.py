@@ -116,7 +116,7 @@ class PretrainTrainer(TrainerBase):
         self.loss = torch.zeros((), device=device)  # the last step's local loss, on the device
         self.last_loss, self.clips_per_s = float("nan"), 0.0  # set by MetricsLogger
         self.batch_ids: list[tuple[str, int]] = []  # the last step's local batch, (title_id, snippet_index)
-        self.step_bad_snippets: list[str] = []  # the last step's substituted snippets (avplug.data.dataset), one line each
+        self.step_bad_snippets: list[tuple[str, int, str]] = []  # the last step's substituted snippets (avplug.data.dataset)
         self.bad_snippets = 0  # distinct bad snippets met so far, all ranks (set by BadSnippetGuard)
         self.checkpointer = Checkpointer(self.output_dir / CHECKPOINT_DIR, model=module, optimizer=optimizer, scaler=scaler,
                                          schedule=schedule, sampler=_SamplerPosition(self))
@@ -173,13 +173,13 @@ class PretrainTrainer(TrainerBase):
         dist.all_reduce(total)
         return int(total)
 
-    def gather_lines(self, lines: list[str]) -> list[str]:
-        """Every rank's ``lines``, rank 0's first (a collective when the world is larger than one)."""
+    def gather_objects(self, items: list[Any]) -> list[Any]:
+        """Every rank's picklable ``items`` in one list, rank 0's first (a collective when the world is larger than one)."""
         if self.world_size == 1:
-            return list(lines)
+            return list(items)
         gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, list(lines))
-        return [line for part in gathered for line in part]
+        dist.all_gather_object(gathered, list(items))
+        return [item for part in gathered for item in part]
 
     # --- checkpoints -----------------------------------------------------------------------
 

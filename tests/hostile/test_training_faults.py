@@ -302,11 +302,12 @@ def test_a_torn_metrics_line_and_a_killed_checkpoint_write_are_repaired_by_the_n
 
 @pytest.fixture
 def broken_store(tiny_demo, tmp_path) -> tuple[list[str], SnippetStore]:
-    """A copy of the tiny store: movie_01's audio missing, movie_00's video cut in half, NaN in show_00_e01's audio."""
+    """A copy of the tiny store: show_00_e02's audio missing, movie_00's video cut in half, NaN in show_00_e01's audio
+    (the three training titles; movie_01 is held out)."""
     store_dir = tmp_path / "store"
     shutil.copytree(tiny_demo[tiny_demo.index("DATA.STORE_DIR") + 1], store_dir)
     store = SnippetStore(store_dir)
-    os.remove(store.audio_path("movie_01"))
+    os.remove(store.audio_path("show_00_e02"))
     video = Path(store.video_path("movie_00"))
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
     audio = np.load(store.audio_path("show_00_e01"))
@@ -315,6 +316,10 @@ def broken_store(tiny_demo, tmp_path) -> tuple[list[str], SnippetStore]:
     opts = list(tiny_demo)
     opts[opts.index("DATA.STORE_DIR") + 1] = str(store_dir)
     return opts, SnippetStore(store_dir)
+
+
+def _bad_files(store) -> tuple[str, ...]:
+    return store.audio_path("show_00_e02"), store.video_path("movie_00"), store.audio_path("show_00_e01")
 
 
 def test_a_bad_snippet_is_named_and_replaced_by_a_nearby_readable_one(broken_store, tmp_path):
@@ -333,8 +338,10 @@ def test_a_bad_snippet_is_named_and_replaced_by_a_nearby_readable_one(broken_sto
     nearest = max(i for i in readable if i != 0)  # 6 + 1 does not exist: 5, 4, ... is the order tried
     assert [(s["title_id"], s["snippet_index"]) for s in samples] == [("show_00_e01", 0), ("show_00_e01", 2),
                                                                        ("movie_00", 0), ("movie_00", nearest)]
-    assert "snippet 1: 1 non-finite audio samples in " + store.audio_path("show_00_e01") in samples[0]["bad"]
-    assert store.video_path("movie_00") in samples[3]["bad"] and "bad" not in samples[1] and "bad" not in samples[2]
+    assert samples[0]["bad"] == ("show_00_e01", 1, "1 non-finite audio samples in " + store.audio_path("show_00_e01")
+                                 + "; re-run tools/preprocess.py for this title")
+    assert samples[3]["bad"][:2] == ("movie_00", 6) and store.video_path("movie_00") in samples[3]["bad"][2]
+    assert "bad" not in samples[1] and "bad" not in samples[2]
     again = dataset.__getitems__(keys)  # the same substitutes and augmentation every time
     assert all(torch.equal(a["video"], b["video"]) and torch.equal(a["audio"], b["audio"]) for a, b in zip(samples, again))
 
@@ -346,15 +353,14 @@ def test_bad_snippets_are_skipped_and_counted_inside_loader_workers(broken_store
     assert summary["steps"] == 2
     counts = [r["bad_snippets"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")]
     assert counts[-1] == avplug_log().count("bad snippet skipped") > 0
-    assert store.audio_path("movie_01") in avplug_log() or store.video_path("movie_00") in avplug_log()
+    assert any(path in avplug_log() for path in _bad_files(store))
 
 
 def test_too_many_bad_snippets_stop_the_run_naming_the_files(broken_store, tmp_path):
     opts, store = broken_store
     line = _one_line_error(_launch(opts, tmp_path / "run", "SOLVER.MAX_STEPS", "2"))
     assert "more than DATA.MAX_BAD_FRACTION 0.01 of the" in line
-    assert any(path in line for path in (store.audio_path("movie_01"), store.video_path("movie_00"),
-                                         store.audio_path("show_00_e01")))
+    assert any(path in line for path in _bad_files(store))
     with pytest.raises(BadSnippetError, match="DATA.BAD_SNIPPETS stop"):
         run_pretraining(_cfg(opts, tmp_path / "stop", "SOLVER.MAX_STEPS", "2", "DATA.BAD_SNIPPETS", "stop"))
 
@@ -376,8 +382,9 @@ def test_bad_snippets_stop_every_rank_of_a_two_rank_run_at_the_same_step(broken_
 
     opts, store = broken_store
     cfg = _cfg(opts, tmp_path / "run", "SOLVER.MAX_STEPS", "4", "SOLVER.LOG_PERIOD", "2", "DATA.BAD_SNIPPETS", "stop")
-    with pytest.raises(ProcessRaisedException, match="BadSnippetError: bad snippet \\(DATA.BAD_SNIPPETS stop\\): title"):
+    with pytest.raises(ProcessRaisedException, match="BadSnippetError: bad snippet \\(DATA.BAD_SNIPPETS stop\\): ") as raised:
         launch_local(cfg, 2)
+    assert any(path in str(raised.value) for path in _bad_files(store))
     log = (tmp_path / "run" / "log.txt").read_text() + (tmp_path / "run" / "log.rank1.txt").read_text()
     assert "bad snippet skipped" in log
     assert not list((tmp_path / "run" / "checkpoints").glob("model_0000004.pth"))
