@@ -74,14 +74,20 @@ class MetricsWriter:
 
 
 def repair_torn_last_line(path: Path) -> None:
-    """Cut a last line without its newline (a killed writer's) off ``path``, logging what was dropped."""
+    """End ``path`` with a newline: a last line without one (a killed writer's) is completed when it is
+    a whole record, else cut off, logging what was dropped."""
     try:
         with open(path, "rb+") as f:
             data = f.read()
             if not data or data.endswith(b"\n"):
                 return
             keep = data.rfind(b"\n") + 1
-            f.truncate(keep)
+            try:
+                json.loads(data[keep:])
+                f.write(b"\n")
+                return
+            except ValueError:
+                f.truncate(keep)
     except FileNotFoundError:
         return
     _log.warning("%s: dropped a torn last line (%d bytes, a run killed while writing it)", path, len(data) - keep)

@@ -5,6 +5,7 @@
   same folder is refused with :class:`OutputDirBusyError` naming the holder.  The kernel drops the
   lock when its process dies (``kill -9``, a preempted Slurm task), so a stale lock never blocks a
   rerun or a requeued job; the file itself is never deleted (that would race with a new holder).
+  On a file system without ``flock`` the run goes on unlocked, with a warning.
 - **Resume modes** (:func:`resume_mode`): ``"auto"`` (``True``, the default) continues the newest
   checkpoint only when its stored cfg matches this run's (:func:`config_changes`, keys in
   :data:`MAY_DIFFER` excepted) and refuses otherwise with :class:`ConfigChangedError` naming every
@@ -81,6 +82,9 @@ class OutputDirLock:
             os.close(fd)
             raise OutputDirBusyError(f"OUTPUT_DIR {self.path.parent} is in use by another run ({holder}): wait for it "
                                      f"to end, stop it, or choose another OUTPUT_DIR") from None
+        except OSError as exc:  # a file system without flock (Lustre mounted without -o flock, some NFS set-ups)
+            _log.warning("%s: cannot lock (%s): runs started on this OUTPUT_DIR at the same time are not kept apart",
+                         self.path, exc)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"host {socket.gethostname()}, pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         self._fd = fd

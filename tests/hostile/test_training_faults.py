@@ -27,7 +27,7 @@ from avplug.data.dataset import BadSnippetError, PretrainDataset
 from avplug.data.errors import MediaError
 from avplug.data.store import SnippetStore
 from avplug.engine.checkpoint import Checkpointer
-from avplug.engine.metrics import read_metrics
+from avplug.engine.metrics import MetricsWriter, read_metrics
 from avplug.engine.run_dir import ConfigChangedError, OutputDirLock, prepare_submission, resume_from_flags
 from avplug.engine.train import run_pretraining
 from avplug.engine.trainer import CheckpointUnusableError
@@ -178,6 +178,19 @@ def test_the_lock_of_a_killed_run_does_not_block(tmp_path):
         assert f"pid {os.getpid()}" in lock.path.read_text()
 
 
+def test_a_file_system_without_flock_runs_unlocked_with_a_warning(tmp_path, monkeypatch, avplug_log):
+    import errno
+    import fcntl
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with OutputDirLock(tmp_path):
+        pass
+    assert f"{tmp_path / '.lock'}: cannot lock ([Errno {errno.ENOLCK}] No locks available)" in avplug_log()
+
+
 # --- corruption: verify what is loaded ---------------------------------------------------------
 
 
@@ -295,6 +308,13 @@ def test_a_torn_metrics_line_and_a_killed_checkpoint_write_are_repaired_by_the_n
     skipped: list[int] = []
     assert [r["step"] for r in read_metrics(metrics, skipped=skipped)] == [1, 2, 3, 4, 5, 6] and skipped == []
     assert '"lo{' not in metrics.read_text()
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.4}')
+    MetricsWriter(tmp_path, 3, tensorboard=False).write({"step": 3, "loss": 2.3}, console=False)
+    assert metrics.read_text() == '{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.4}\n{"step": 3, "loss": 2.3}\n'
 
 
 # --- bad snippets in the store -----------------------------------------------------------------
