@@ -11,6 +11,11 @@ in global batches (epoch, batches done), which does not depend on the world size
 it runs the sampler's own checks (policy, seed, batch size, catalog fingerprint).  Global batches
 are pure functions of (seed, epoch, index), so a run resumed on another number of ranks continues
 the same sequence of global batches.
+
+Resume adopts only the run's own checkpoint: the newest checkpoint that verifies (its sha256,
+:mod:`avplug.engine.checkpoint`) is restored only when the cfg stored in it matches this run's, or
+when the user said ``--resume`` (:mod:`avplug.engine.run_dir`); checkpoints of which none loads stop
+the run instead of being silently started over.
 """
 from __future__ import annotations
 
