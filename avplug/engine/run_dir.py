@@ -32,9 +32,10 @@ from avplug.errors import UserError
 
 _log = logging.getLogger("avplug.train")
 
+CHECKPOINT_DIR = "checkpoints"  # the run's checkpoints, under OUTPUT_DIR
 LOCK_FILE = ".lock"
 PREVIOUS_RUNS = "previous_runs"
-RUN_FILES = ("checkpoints", "metrics.jsonl", "tensorboard", "loss_curve.png", "heldout_curve.png", "config.yaml")
+RUN_FILES = (CHECKPOINT_DIR, "metrics.jsonl", "tensorboard", "loss_curve.png", "heldout_curve.png", "config.yaml")
 # Keys that may change between a run and its resume without changing what it trains.
 MAY_DIFFER = ("OUTPUT_DIR", "DATA.NUM_WORKERS", "DATA.PREPROCESS_WORKERS", "SOLVER.LOG_PERIOD", "SOLVER.CHECKPOINT_PERIOD",
               "SOLVER.MAX_EPOCHS", "SOLVER.MAX_STEPS", "EVAL.DISCREPANCY_PERIOD", "EVAL.BOOTSTRAP_REPLICATES", "LAUNCH.")
@@ -110,14 +111,14 @@ def prepare_submission(output_dir: str | os.PathLike, cfg, mode: str) -> None:
     with OutputDirLock(out):
         if mode == "never":
             set_aside_previous_run(out)
-        elif mode == "auto" and any((out / "checkpoints").glob("model_*.pth")) and (out / "config.yaml").is_file():
+        elif mode == "auto" and any((out / CHECKPOINT_DIR).glob("model_*.pth")) and (out / "config.yaml").is_file():
             check_config_unchanged((out / "config.yaml").read_text(), cfg, f"the run in {out} ({out / 'config.yaml'})", mode)
 
 
 def set_aside_previous_run(output_dir: str | os.PathLike) -> Path | None:
     """Move a previous run's files (:data:`RUN_FILES`) to ``previous_runs/<date-time>/``; its path, or None when there was no run."""
     out = Path(output_dir)
-    if not ((out / "checkpoints").is_dir() or (out / "metrics.jsonl").exists()):
+    if not ((out / CHECKPOINT_DIR).is_dir() or (out / "metrics.jsonl").exists()):
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dest = out / PREVIOUS_RUNS / stamp

@@ -33,9 +33,9 @@ from avplug.engine.hooks import BadSnippetGuard, HookBase, LossCurvePlot, LRSche
 from avplug.engine.log import setup_logging
 from avplug.engine.metrics import MetricsWriter
 from avplug.engine.rng import seed_everything
-from avplug.engine.run_dir import OutputDirLock, resume_mode, set_aside_previous_run
+from avplug.engine.run_dir import CHECKPOINT_DIR, OutputDirLock, resume_mode, set_aside_previous_run
 from avplug.engine.schedule import TrainingSchedule
-from avplug.engine.trainer import CHECKPOINT_DIR, PretrainTrainer
+from avplug.engine.trainer import PretrainTrainer
 from avplug.errors import UserError
 from avplug.models import build_model
 from avplug.samplers import build_sampler

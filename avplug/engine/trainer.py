@@ -33,12 +33,11 @@ from avplug.engine import distributed as du
 from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.hooks import HookBase
 from avplug.engine.rng import capture_rng_state, restore_rng_state
-from avplug.engine.run_dir import ConfigChangedError, check_config_unchanged, resume_mode
+from avplug.engine.run_dir import CHECKPOINT_DIR, ConfigChangedError, check_config_unchanged, resume_mode
 from avplug.engine.schedule import TrainingSchedule
 from avplug.errors import UserError
 
 _log = logging.getLogger("avplug.train")
-CHECKPOINT_DIR = "checkpoints"  # under OUTPUT_DIR
 
 
 class TrainerBase:
