@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -40,28 +39,6 @@ def encode(path: Path, seconds, video, size, rate, audio, sample_rate, layout) -
     )
 
 
-def write_esc50(root: Path) -> Path:
-    """The official ESC-50 layout, 2 classes x 2 five-second 44.1 kHz clips per fold (a low and a high tone)."""
-    (root / "meta").mkdir(parents=True)
-    (root / "audio").mkdir()
-    rows, rate = ["filename,fold,target,category,esc10,src_file,take"], 44100
-    t = np.arange(5 * rate) / rate
-    for fold in range(1, 6):
-        for target, category in enumerate(["dog", "rooster"]):
-            for take in "AB":
-                src = 100 * fold + 10 * target + (take == "B")
-                name = f"{fold}-{src}-{take}-{target}.wav"
-                tone = 0.5 * np.sin(2 * np.pi * (300.0, 2500.0)[target] * t) + 0.05 * np.random.default_rng(src).normal(size=t.size)
-                with wave.open(str(root / "audio" / name), "wb") as w:
-                    w.setnchannels(1)
-                    w.setsampwidth(2)
-                    w.setframerate(rate)
-                    w.writeframes((tone * 32767).clip(-32768, 32767).astype("<i2").tobytes())
-                rows.append(f"{name},{fold},{target},{category},True,{src},{take}")
-    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 @pytest.fixture
 def tool(repo_root, python_exe, tmp_path):
     """``tool("ingest.py", *args)``: run a tool in ``tmp_path`` as a user would; asserts exit 0 and no traceback."""
@@ -77,13 +54,13 @@ def tool(repo_root, python_exe, tmp_path):
 
 
 @pytest.mark.slow
-def test_six_title_catalog_trains_reports_and_evaluates_with_only_paths(tool, tmp_path):
+def test_six_title_catalog_trains_reports_and_evaluates_with_only_paths(tool, tmp_path, esc50_layout):
     (tmp_path / "media").mkdir()
     for name, (seconds, video, size, rate, audio, sample_rate, layout, _) in TITLES.items():
         encode(tmp_path / "media" / f"{name}.mp4", seconds, video, size, rate, audio, sample_rate, layout)
     (tmp_path / "meta.csv").write_text("path,title_id,show_id,genre\n" + "".join(
         f"media/{name}.mp4,{name},{spec[-1]},Drama\n" for name, spec in TITLES.items()))
-    esc50 = write_esc50(tmp_path / "ESC-50-master")
+    esc50 = esc50_layout(tmp_path / "ESC-50-master", seconds=5.0, rate=44100)  # the official clips' length and rate
 
     ingest = tool("ingest.py", "--cfg", "demo.yaml", "--src", "media", "--meta", "meta.csv", "--out", "catalog", "--no-progress")
     split = json.loads((tmp_path / "catalog" / "split.json").read_text())
