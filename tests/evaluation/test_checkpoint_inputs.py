@@ -1,6 +1,9 @@
 """Evaluation recipes take the checkpoint's input settings unless the user set them explicitly."""
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 import torch
 
@@ -67,3 +70,20 @@ def test_random_init_changes_nothing_and_the_demo_recipes_keep_their_audio(demo_
     ucf = load_config("eval_demo.yaml")
     assert inherit_checkpoint_inputs(ucf, demo_checkpoint, explicit_keys("eval_demo.yaml", [])) == (ucf, {})
     assert "match the checkpoint" in describe_inherited(demo_checkpoint, {})
+
+
+def test_evaluate_tool_refuses_an_explicit_front_end_that_differs_in_one_line(demo_checkpoint, esc50_layout, tmp_path,
+                                                                              repo_root, python_exe):
+    root = esc50_layout(tmp_path / "ESC-50-master")
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [python_exe, str(repo_root / "tools" / "evaluate.py"), "--cfg", "eval_esc50.yaml", "--weights", demo_checkpoint,
+         "--protocol", "linear", "EVAL.DOWNSTREAM.ROOT", str(root), "INPUT.AUDIO.MEL_BINS", "64", "OUTPUT_DIR", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("evaluate.py:")]  # torch warns on import
+    assert line.startswith(f"evaluate.py: {demo_checkpoint}: the audio input of this cfg differs from pretraining: "
+                           "INPUT.AUDIO.MEL_BINS = 64 but the checkpoint was pretrained with 40. Drop")
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert "DATA.AUDIO_RATE 16000 (recipe: 48000)" in log and "INPUT.AUDIO.MEL_BINS 40" not in log
