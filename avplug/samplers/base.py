@@ -30,7 +30,7 @@ import numpy as np
 from avplug.data.index import TitleRecord
 from avplug.samplers.draws import build_title_draw
 from avplug.samplers.errors import SamplerError
-from avplug.samplers.fit import BatchLayout, batch_fixes, groups_needed
+from avplug.samplers.fit import BatchLayout, batch_fixes, eligible, groups_needed
 
 _log = logging.getLogger(__name__)
 
@@ -280,9 +280,8 @@ class GroupSampler(SnippetSampler):
             raise ValueError(f"{name}: unit_capacity() and unit_genres() must describe the same units")
         self.unit_capacities = capacity
         self.layout = BatchLayout(self.batch_size, self.k, self.window, self.world_size, self.short_titles, self.spread_groups)
-        eligible = capacity >= (self.k if self.short_titles == "skip" else 1)
-        self.units = np.flatnonzero(eligible)
-        self.skipped_units = np.flatnonzero(~eligible)
+        self.units = eligible(capacity, self.layout)
+        self.skipped_units = np.setdiff1d(np.arange(len(capacity)), self.units)
         self._group_size = np.minimum(capacity, self.k)
         self.max_groups = groups_needed(self._group_size[self.units], self.layout) if len(self.units) else 1
         if self.max_groups > len(self.units):
