@@ -68,6 +68,15 @@ def stored_cfg(weights: str | os.PathLike | None) -> dict | None:
     return (yaml.safe_load(text) or {}) if isinstance(text, str) else None
 
 
+def same_value(ours: Any, theirs: Any) -> bool:
+    """Whether two cfg values are equal, a tuple and a list of the same numbers included."""
+
+    def norm(value):
+        return [float(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    return norm(ours) == norm(theirs)
+
+
 def _leaf_keys(tree: dict, prefix: str = "") -> set[str]:
     keys = set()
     for name, value in tree.items():
@@ -118,7 +127,7 @@ def inherit_checkpoint_inputs(cfg: CfgNode, weights: str | None, explicit: set[s
     changed = {}
     for key, value in wanted.items():
         ours = lookup(cfg, key)
-        if value is None or _is_explicit(key, explicit) or _same(ours, value):
+        if value is None or _is_explicit(key, explicit) or same_value(ours, value):
             continue
         changed[key] = (ours, tuple(value) if isinstance(value, list) else value)
     if not changed:
@@ -129,13 +138,6 @@ def inherit_checkpoint_inputs(cfg: CfgNode, weights: str | None, explicit: set[s
     validate_cfg(out)
     out.freeze()
     return out, changed
-
-
-def _same(ours: Any, theirs: Any) -> bool:
-    def norm(value):
-        return [float(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-    return norm(ours) == norm(theirs)
 
 
 def describe_inherited(weights: str, changed: dict[str, tuple]) -> str:

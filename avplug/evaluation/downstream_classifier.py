@@ -16,7 +16,7 @@ from torch import nn
 
 import registry
 from avplug.config import ConfigError
-from avplug.evaluation.checkpoint_inputs import FRONT_END_KEYS, is_random_init, lookup, stored_cfg
+from avplug.evaluation.checkpoint_inputs import FRONT_END_KEYS, is_random_init, lookup, same_value, stored_cfg
 from avplug.models.export import load_encoders
 from registry import BACKBONES
 
@@ -63,14 +63,10 @@ def check_front_end(cfg, weights: str, modality: str) -> None:
     stored = stored_cfg(weights)
     if stored is None:
         return
-
-    def norm(value):
-        return [float(v) for v in value] if isinstance(value, (list, tuple)) else value
-
     diffs = []
     for key in FRONT_END_KEYS[modality]:
         theirs = lookup(stored, key)
-        if theirs is not None and norm(theirs) != norm(lookup(cfg, key)):
+        if theirs is not None and not same_value(lookup(cfg, key), theirs):
             diffs.append(f"{key} = {lookup(cfg, key)!r} but the checkpoint was pretrained with {theirs!r}")
     if diffs:
         raise ConfigError(
