@@ -43,11 +43,16 @@ def eligible(capacity: np.ndarray, layout: BatchLayout) -> np.ndarray:
 
 
 def groups_needed(group_sizes: np.ndarray, layout: BatchLayout) -> int:
-    """Most groups a global batch can need: each rank segment filled by the smallest groups."""
+    """Most groups a global batch can need: each rank segment filled by the smallest groups (when all of
+    them cannot fill one, as many more groups of k as the rest of the segment takes)."""
     smallest = np.sort(group_sizes)
     segment = layout.batch_size // layout.segments
-    filled = np.searchsorted(np.cumsum(smallest), segment)  # index of the group that fills it
-    per_segment = int(filled) + 1 if filled < len(smallest) else len(smallest) + 1
+    held = np.cumsum(smallest)
+    filled = np.searchsorted(held, segment)  # index of the group that fills it
+    if filled < len(smallest):
+        per_segment = int(filled) + 1
+    else:
+        per_segment = len(smallest) + -(-(segment - int(held[-1] if len(held) else 0)) // layout.k)
     return layout.segments * per_segment
 
 
