@@ -105,3 +105,36 @@ def tiny_ucf101(tmp_path_factory) -> Path:
     (lists / "trainlist01.txt").write_bytes("".join(f"{r} {VIDEO_CLASSES.index(r.split('/')[0]) + 1}\r\n" for r in train).encode())
     (lists / "testlist01.txt").write_bytes("".join(f"{r}\r\n" for r in test).encode())
     return root
+
+
+def write_esc50_layout(root: Path, *, seconds: float = 1.0, rate: int = 8000) -> Path:
+    """The official ESC-50 layout under ``root``: 2 classes ("dog" a low tone, "rooster" a high one, with
+    per-clip noise), 2 clips per class and fold, mono WAV of ``seconds`` at ``rate``."""
+    import wave
+
+    import numpy as np
+
+    (root / "meta").mkdir(parents=True)
+    (root / "audio").mkdir()
+    rows, src = ["filename,fold,target,category,esc10,src_file,take"], 100000
+    t = np.arange(int(rate * seconds)) / rate
+    for fold in range(1, 6):
+        for target, category in enumerate(["dog", "rooster"]):
+            for take in "AB":
+                src += 1
+                name = f"{fold}-{src}-{take}-{target}.wav"
+                signal = 0.5 * np.sin(2 * np.pi * (300.0, 2500.0)[target] * t) + 0.05 * np.random.default_rng(src).normal(size=t.size)
+                with wave.open(str(root / "audio" / name), "wb") as w:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(rate)
+                    w.writeframes((signal * 32767).clip(-32768, 32767).astype("<i2").tobytes())
+                rows.append(f"{name},{fold},{target},{category},True,{src},{take}")
+    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def esc50_layout():
+    """``esc50_layout(root, seconds=1.0, rate=8000)``: write a tiny ESC-50 layout (:func:`write_esc50_layout`)."""
+    return write_esc50_layout

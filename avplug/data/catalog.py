@@ -279,12 +279,22 @@ def _probe_all(paths: list[str], snippet_seconds: float, workers: int, progress:
 # ---------------------------------------------------------------------------------------------
 # Split and genre subsampling
 # ---------------------------------------------------------------------------------------------
+#: Fewest held-out titles the held-out measures work with (S!= needs two titles), and fewest training
+#: titles a small catalog keeps while giving them (a hierarchical batch draws several distinct titles).
+MIN_HELDOUT_TITLES = 2
+MIN_TRAIN_TITLES = 3
+
+
 def make_split(entries: Sequence[dict], fraction: float, seed: int) -> dict[str, list[str]]:
     """Hold out about ``fraction`` of the titles, keeping every show on one side.
 
     Titles are grouped by ``show_id`` (a title without one is its own group); groups are
     shuffled with ``seed`` and taken for the held-out side while they do not overshoot
-    ``round(fraction * N)`` titles.  Deterministic in (titles, fraction, seed).
+    ``round(fraction * N)`` titles.  A small catalog whose fraction gives fewer than
+    :data:`MIN_HELDOUT_TITLES` (the measures need them) gets more groups, in the same shuffled order,
+    as long as :data:`MIN_TRAIN_TITLES` stay for training (5 titles: 2 held out, 3 trained on); a
+    show that would leave too few is passed over.  ``fraction`` 0 holds nothing out.
+    Deterministic in (titles, fraction, seed); logs the sizes and why they differ from the fraction.
     """
     if not 0.0 <= fraction < 1.0:
         raise CatalogError(f"held-out fraction {fraction} must be in [0, 1)")
@@ -301,11 +311,38 @@ def make_split(entries: Sequence[dict], fraction: float, seed: int) -> dict[str,
             break
         if len(heldout) + len(groups[key]) <= target:
             heldout.extend(groups[key])
+    if fraction > 0 and len(heldout) < MIN_HELDOUT_TITLES:
+        heldout = _raise_to_minimum(heldout, [groups[k] for k in keys], len(entries), fraction)
     held = set(heldout)
     return {
         "train": sorted(e["title_id"] for e in entries if e["title_id"] not in held),
         "heldout": sorted(held),
     }
+
+
+def _raise_to_minimum(heldout: list[str], groups: list[list[str]], total: int, fraction: float) -> list[str]:
+    """``heldout`` plus the first groups that fit until it holds :data:`MIN_HELDOUT_TITLES`, with
+    :data:`MIN_TRAIN_TITLES` left over, or ``heldout`` unchanged when that cannot be done; logs which."""
+    wanted = round(fraction * total)
+    held = list(heldout)
+    for group in groups:
+        if len(held) >= MIN_HELDOUT_TITLES:
+            break
+        if group[0] not in held and total - len(held) - len(group) >= MIN_TRAIN_TITLES:
+            held.extend(group)
+    if len(held) >= MIN_HELDOUT_TITLES:
+        logger.info(
+            "split: holding out %d of %d titles, not round(DATA.HELDOUT_FRACTION %g x %d) = %d: the held-out "
+            "measures need at least %d", len(held), total, fraction, total, wanted, MIN_HELDOUT_TITLES,
+        )  # fmt: skip
+    else:
+        held = list(heldout)  # too few titles for the minimum: the fraction's split as it was
+        logger.warning(
+            "split: only %d of %d titles held out (DATA.HELDOUT_FRACTION %g); the held-out measures need %d, and "
+            "holding out more would leave fewer than %d for training (shows stay on one side): add titles",
+            len(held), total, fraction, MIN_HELDOUT_TITLES, MIN_TRAIN_TITLES,
+        )  # fmt: skip
+    return held
 
 
 def subsample_by_genre(
