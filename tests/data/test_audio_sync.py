@@ -13,7 +13,9 @@ Sources (made with the project's encoders, PyAV, plus the ffmpeg CLI):
   (each part's last AAC frame overlaps the next part's priming frame);
 - ``cat_ts``: three MPEG-TS parts concatenated byte by byte (both clocks restart at every join);
 - ``audio_gap``: one file with 14 AAC packets (0.3 s) of audio dropped in the middle;
-- ``late_audio``: one file whose audio packets before 0.7 s are dropped.
+- ``late_audio``: one file whose audio packets before 0.7 s are dropped;
+- ``video_jump``: an MPEG-TS file whose video clock jumps 20 s ahead at 4.8 s (the audio's does
+  not; in MP4 the same timestamps would be a frame lasting 20 s, not a jump).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from scipy.signal import hilbert
 from torch import nn
 
 from avplug.data.catalog import ingest, load_catalog
+from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
+from avplug.data.decoders.timeline import MAX_BACKSTEP_S, MAX_GAP_S, Timeline
 from avplug.data.decoders.torchcodec_decoder import torchcodec_available
 from avplug.data.store import StoreSpec
 from avplug.data.store_writer import preprocess
@@ -46,6 +50,7 @@ SIZE = (160, 16)  # ten 16-px counter bars
 SPEC = StoreSpec(snippet_frames=15, fps=float(FPS), short_side=16, audio_rate=16000)  # 0.32 s snippets
 GAP = (3.0, 3.3)  # audio packets starting in this span (s) are dropped from audio_gap
 LATE_START_S = 0.7
+VIDEO_JUMP = (4.8, 20.0)  # video packets from 4.8 s on are stamped 20 s later in video_jump
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI")
 
@@ -81,13 +86,20 @@ def write_part(path: Path, fmt: str, first_frame: int, frames: int, frame_image)
     return path
 
 
-def drop_audio_packets(src: Path, dst: Path, drop) -> Path:
-    """Remux ``src`` into ``dst`` without the audio packets whose time ``drop(t)`` is true."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
+def remux(src: Path, dst: Path, *, drop_audio=lambda t: False, video_jump: tuple[float, float] = (0.0, 0.0)) -> Path:
+    """Remux ``src`` into ``dst`` without the audio packets whose time ``drop_audio(t)`` is
+    true, and with video packets from ``video_jump[0]`` seconds on moved ``video_jump[1]`` later."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts" if dst.suffix == ".ts" else "mp4") as out:
         streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
         for packet in inp.demux():
-            if packet.dts is None or (packet.stream.type == "audio" and drop(float(packet.pts * packet.time_base))):
+            if packet.dts is None:
                 continue
+            t = float(packet.pts * packet.time_base)
+            if packet.stream.type == "audio" and drop_audio(t):
+                continue
+            if packet.stream.type == "video" and t >= video_jump[0]:
+                ticks = round(video_jump[1] / packet.time_base)
+                packet.pts, packet.dts = packet.pts + ticks, packet.dts + ticks
             packet.stream = streams[packet.stream.index]
             out.mux(packet)
     return dst
@@ -110,6 +122,7 @@ EXPECTED_CLICKS = {
     "cat_ts": ALL_CLICKS,
     "audio_gap": ALL_CLICKS[(ALL_CLICKS < GAP[0] - 0.01) | (ALL_CLICKS > GAP[1] + 0.03)],
     "late_audio": ALL_CLICKS[ALL_CLICKS > LATE_START_S + 0.03],
+    "video_jump": ALL_CLICKS,
 }
 
 
@@ -124,8 +137,9 @@ def sources(tmp_path_factory, timecode) -> Path:
         concat(parts, src / f"concat_{ext}.{ext}")
     (src / "cat_ts.ts").write_bytes(b"".join((work / f"part{i}.ts").read_bytes() for i in range(3)))
     whole = write_part(work / "whole.mp4", "mp4", 0, 3 * PART_FRAMES, timecode.frame_image)
-    drop_audio_packets(whole, src / "audio_gap.mp4", lambda t: GAP[0] <= t < GAP[1])
-    drop_audio_packets(whole, src / "late_audio.mp4", lambda t: t < LATE_START_S)
+    remux(whole, src / "audio_gap.mp4", drop_audio=lambda t: GAP[0] <= t < GAP[1])
+    remux(whole, src / "late_audio.mp4", drop_audio=lambda t: t < LATE_START_S)
+    remux(whole, src / "video_jump.ts", video_jump=VIDEO_JUMP)
     return root
 
 
@@ -189,7 +203,11 @@ def test_meta_counts_gaps_overlaps_and_clock_jumps(store):
     assert counts["cat_ts"][2] == 2
     assert counts["audio_gap"] == (round(14 * AAC_FRAME_S * rate), 0, 0)
     assert counts["late_audio"][0] == round(33 * AAC_FRAME_S * rate) and counts["late_audio"][1:] == (0, 0)
-    assert meta["cat_ts"]["num_snippets"] == 30  # all three parts, laid end to end
+    assert counts["video_jump"] == (0, 0, 1)
+
+
+def meta_snippets(store: Path, title: str) -> int:
+    return json.loads((store / "titles" / title / "meta.json").read_text())["num_snippets"]
 
 
 @needs_ffmpeg
@@ -199,6 +217,8 @@ def test_catalog_reports_the_largest_timestamp_jump(sources, store):
     assert jumps["concat_mp4"] == pytest.approx(AAC_FRAME_S, abs=1e-4)  # one AAC frame of overlap per join
     assert jumps["audio_gap"] == pytest.approx(14 * AAC_FRAME_S, abs=1e-4)  # 14 packets missing
     assert jumps["late_audio"] == 0.0  # a late start is no jump
+    assert jumps["video_jump"] == pytest.approx(VIDEO_JUMP[1], abs=1e-3)
+    assert meta_snippets(store, "video_jump") == meta_snippets(store, "cat_ts") == 3 * PART_FRAMES // SPEC.snippet_frames
 
 
 def same_clicks(got: np.ndarray, want: np.ndarray, rate: int) -> bool:
@@ -232,3 +252,66 @@ def test_decoders_and_downstream_clips_agree_with_the_store(sources, store, titl
         offset = start - entry["start_s"]
         want = clicks_in(stored[round(offset * rate) : round((offset + 0.8) * rate)], rate)
         assert torch.is_tensor(view) and same_clicks(clicks_in(view.numpy(), rate), want, rate), start
+
+
+def test_timeline_gives_both_streams_one_shift_at_a_clock_restart():
+    """Two parts whose clocks start at 0: video reaches the jump first, audio takes its shift."""
+    tl, frame = Timeline(), 1 / float(FPS)
+    part = [(i * frame, i * frame + AAC_FRAME_S) for i in range(PART_FRAMES)]  # (video, audio) times
+    placed = [(tl.place("v", v, frame), tl.place("a", a, AAC_FRAME_S)) for v, a in part + part]
+    end = PART_FRAMES * frame
+    assert placed[PART_FRAMES] == pytest.approx((end, end + AAC_FRAME_S))  # part 2 continues part 1, in sync
+    assert placed[-1] == pytest.approx((2 * end - frame, 2 * end - frame + AAC_FRAME_S))
+    assert tl.clock_jumps == 1 and tl.largest_step_s == pytest.approx(end, abs=1e-9)
+
+
+def test_timeline_keeps_overlaps_and_gaps_below_the_limits_for_the_reader():
+    tl = Timeline()
+    assert [tl.place("a", t, 0.1) for t in (0.0, 0.05, 0.45, 0.45 + MAX_GAP_S)] == pytest.approx([0.0, 0.05, 0.45, 0.45 + MAX_GAP_S])
+    assert tl.place("a", 0.55 + MAX_GAP_S + MAX_GAP_S + 0.1, 0.1) == pytest.approx(0.55 + MAX_GAP_S)  # beyond: a jump
+    assert tl.place("a", 0.65 + MAX_GAP_S - MAX_BACKSTEP_S - 0.2, 0.1) == pytest.approx(0.65 + MAX_GAP_S)  # back: a jump
+    assert tl.place("a", None, 0.1) == pytest.approx(0.75 + MAX_GAP_S)  # no timestamp: right after the previous
+    assert tl.clock_jumps == 2
+
+
+def tone_frames(times: list[float], rate: int, samples: int = 1024) -> list[av.AudioFrame]:
+    """Stereo frames of a 440 Hz tone, ``samples`` long, carrying ``times`` as their timestamps."""
+    frames = []
+    for t in times:
+        x = np.sin(2 * np.pi * 440.0 * (t + np.arange(samples) / rate)).astype(np.float32)
+        f = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
+        f.sample_rate, f.pts, f.time_base = rate, round(t * rate), fractions.Fraction(1, rate)
+        frames.append(f)
+    return frames
+
+
+def place(frames: list[av.AudioFrame], out_seconds: float, rate: int) -> tuple[AudioPlacer, MonoResampler]:
+    out = np.zeros(round(out_seconds * rate), np.float32)
+    resampler, placer = MonoResampler(rate), AudioPlacer(out, 0.0, rate)
+    for f in frames:
+        placer.add(resampler.feed(f, float(f.pts * f.time_base)))
+    placer.add(resampler.flush())
+    return placer, resampler
+
+
+@pytest.mark.parametrize("rate", [48000, 16000])
+def test_jittered_timestamps_make_one_run_without_holes(rate):
+    """Timestamps off by up to 0.2 frame (rounding) neither open gaps nor overlap: one run."""
+    jitter = np.random.default_rng(0).uniform(-0.2, 0.2, 40) * AAC_FRAME_S
+    jitter[0] = 0.0  # the first frame at the window's start (a later one would leave a gap before it)
+    placer, resampler = place(tone_frames(list(np.arange(40) * AAC_FRAME_S + jitter), SOURCE_RATE), 40 * AAC_FRAME_S, rate)
+    assert resampler.runs == 1 and (placer.gap_samples, placer.overlap_samples) == (0, 0)
+    assert placer.written == round(40 * AAC_FRAME_S * rate)
+
+
+def test_a_frame_off_its_sample_count_starts_a_new_run_at_its_time():
+    """Frames 5 and 6 missing, then a frame overlapping frame 9 by 1023 samples (a concat join)."""
+    joined = 10 * AAC_FRAME_S - 1023 / SOURCE_RATE
+    times = [i * AAC_FRAME_S for i in (0, 1, 2, 3, 4, 7, 8, 9)] + [joined + k * AAC_FRAME_S for k in range(3)]
+    placer, resampler = place(tone_frames(times, SOURCE_RATE), 12 * AAC_FRAME_S, SOURCE_RATE)
+    assert resampler.runs == 3 and placer.gap_samples == 2 * 1024 and placer.overlap_samples == 1023
+    tone = np.sin(2 * np.pi * 440.0 * np.arange(placer.out.size) / SOURCE_RATE).astype(np.float32)
+    silent = slice(5 * 1024, 7 * 1024)
+    assert not placer.out[silent].any()
+    placer.out[silent] = tone[silent]
+    assert np.abs(placer.out - tone).max() < 1e-5  # every sample where its timestamp says
