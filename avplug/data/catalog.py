@@ -448,7 +448,10 @@ def _log_spliced(catalog: Sequence[dict]) -> None:
     """One log line per title whose timestamps jump by more than rounding (a spliced source)."""
     spliced = [e for e in catalog if e["max_timestamp_jump_s"] > SPLICE_STEP_S]
     if spliced:
-        logger.info("ingest: %d titles have timestamp jumps (spliced, or packets missing); the store places them by timestamp", len(spliced))
+        logger.info(
+            "ingest: timestamp jumps in %d of %d titles (spliced, or packets missing); the store places them by timestamp",
+            len(spliced), len(catalog),
+        )  # fmt: skip
     for e in spliced:
         logger.info("timestamp jump of %.3f s in %s (%s)", e["max_timestamp_jump_s"], e["title_id"], e["path"])
 
