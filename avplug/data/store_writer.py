@@ -3,9 +3,11 @@
 :func:`preprocess` writes a catalog's titles (all, or one shard of a Slurm array,
 :func:`shard_titles`) into a store, local processes in parallel; :func:`preprocess_title` writes one
 title: one pass over its source selects, scales (:func:`store_size`) and encodes the video frames
-and resamples the audio, both placed by their timestamps on one title timeline, then the video is verified (:func:`verify_store_video`), scenes are
-detected (:func:`detect_scene_cuts`, :func:`scene_snippets`) and ``meta.json`` is written before
-the title's folder is renamed into ``titles/``.  :func:`build_index` (the merge) writes
+and resamples the audio, both placed by their timestamps on one title timeline
+(:class:`~avplug.data.decoders.timeline.Timeline`), then the video is verified
+(:func:`verify_store_video`), scenes are detected (:func:`detect_scene_cuts`,
+:func:`scene_snippets`) and ``meta.json`` is written before the title's folder is renamed into
+``titles/``.  :func:`build_index` (the merge) writes
 ``index.json`` and ``errors.jsonl``.  :func:`check_spec` refuses to mix snippet geometries in one
 store.
 """

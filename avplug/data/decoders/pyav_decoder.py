@@ -189,10 +189,11 @@ def read_audio_by_timestamps(
                 raise MediaError(path, f"cannot seek to {start_s:.3f} s (FFmpeg: {ffmpeg_message(exc)})") from exc
         resampler = MonoResampler(sample_rate)
         placer = AudioPlacer(out, start_s, sample_rate)
+        time_base = float(stream.time_base)  # frame_time() without a Fraction per frame
         going = True
         try:
             for frame in c.decode(stream):
-                going = placer.add(resampler.feed(frame, frame_time(frame, stream)))
+                going = placer.add(resampler.feed(frame, None if frame.pts is None else frame.pts * time_base))
                 if not going:
                     break
         except av.error.FFmpegError as exc:
