@@ -150,6 +150,7 @@ class _TitleWriter:
                 resampler = MonoResampler(spec.audio_rate)
                 placer = AudioPlacer(audio, self.origin, spec.audio_rate)
                 self._timeline = timeline = Timeline()  # both streams on one clock across jumps
+                audio_tb, self._video_tb = float(as_.time_base), float(vs.time_base)  # no Fraction per frame
                 self._j = 0  # next output frame
                 self._cur = None  # [source frame, its scaled copy or None]: the frame displayed now
                 audio_going = True
@@ -164,7 +165,8 @@ class _TitleWriter:
                                 self._video_frame(frame, vs, out, ostream)
                         elif audio_going:
                             for frame in packet.decode():
-                                t = timeline.place(as_, frame_time(frame, as_), frame.samples / frame.sample_rate)
+                                t = None if frame.pts is None else frame.pts * audio_tb
+                                t = timeline.place(as_, t, frame.samples / frame.sample_rate)
                                 audio_going = placer.add(resampler.feed(frame, t))
                                 if not audio_going:
                                     break
@@ -214,8 +216,7 @@ class _TitleWriter:
         t = frame_time(frame, vs)
         if t is None:
             return
-        tb = frame.time_base or vs.time_base
-        duration = float(frame.duration * tb) if frame.duration else 1.0 / float(vs.average_rate or self.spec.fps)
+        duration = frame.duration * self._video_tb if frame.duration else 1.0 / float(vs.average_rate or self.spec.fps)
         t = self._timeline.place(vs, t, duration) - self.origin
         spec = self.spec
         # every output frame whose time precedes this frame shows the frame before it (the first
