@@ -274,6 +274,19 @@ def test_timeline_keeps_overlaps_and_gaps_below_the_limits_for_the_reader():
     assert tl.clock_jumps == 2
 
 
+def test_a_long_dropout_in_one_stream_is_a_gap_when_the_other_stream_is_there():
+    """Audio missing for 15 s while the video runs on: a gap (silence), not a clock jump; the
+    same step with the video still behind is a jump."""
+    tl = Timeline()
+    for i in range(20 * 25):
+        tl.place("v", i / 25, 1 / 25)
+        if i / 25 < 2.0 or i / 25 >= 17.0:
+            assert tl.place("a", i / 25, 1 / 25) == pytest.approx(i / 25)
+    assert tl.clock_jumps == 0
+    tl.place("v", 40.0, 1 / 25)  # the video clock jumps 20 s ahead of both streams
+    assert tl.clock_jumps == 1 and tl.place("v", 40.04, 1 / 25) == pytest.approx(20.04)
+
+
 def tone_frames(times: list[float], rate: int, samples: int = 1024) -> list[av.AudioFrame]:
     """Stereo frames of a 440 Hz tone, ``samples`` long, carrying ``times`` as their timestamps."""
     frames = []

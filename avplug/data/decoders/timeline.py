@@ -8,7 +8,9 @@ jump it (an MPEG-TS discontinuity).  :class:`Timeline` maps each stream's times 
 - Title time equals stream time until a clock jump; so for a file without jumps it is the file's
   own presentation timeline, and readers that seek by time need no mapping.
 - A step is a stream's time minus where its previous frame (or packet) ended.  A step of more
-  than :data:`MAX_BACKSTEP_S` backwards or :data:`MAX_GAP_S` forwards is a *clock jump*; smaller
+  than :data:`MAX_BACKSTEP_S` backwards, or of more than :data:`MAX_GAP_S` forwards to a time
+  that is also that far ahead of where every other stream has got to, is a *clock jump* (a long
+  forward step that catches up with another stream is missing data: an audio dropout); smaller
   steps are real overlaps (the last AAC frame of a part overlapping the next part's first, after
   ``ffmpeg -f concat -c copy``) and real gaps (dropped packets, a late start), left to the reader
   to trim or fill (:class:`~avplug.data.decoders.resampling.AudioPlacer` for audio; the store's
@@ -60,7 +62,7 @@ class Timeline:
         epoch = self._epoch[stream]
         step = time_s + self._shifts[epoch] - end
         self.largest_step_s = max(self.largest_step_s, abs(step))
-        if -MAX_BACKSTEP_S <= step <= MAX_GAP_S:
+        if -MAX_BACKSTEP_S <= step <= MAX_GAP_S or (step > 0 and self._caught_up(stream, end + step)):
             return end + step
         # a clock jump: take the next shift another stream set, if this jump fits it
         if epoch + 1 < len(self._shifts) and -MAX_BACKSTEP_S <= time_s + self._shifts[epoch + 1] - end <= MAX_GAP_S:
@@ -71,3 +73,7 @@ class Timeline:
             epoch = len(self._shifts) - 1
         self._epoch[stream] = epoch
         return time_s + self._shifts[epoch]
+
+    def _caught_up(self, stream: Hashable, title: float) -> bool:
+        """Whether ``title`` is within the step limits of where another stream has got to."""
+        return any(-MAX_BACKSTEP_S <= title - end <= MAX_GAP_S for other, end in self._end.items() if other != stream)
