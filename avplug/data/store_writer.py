@@ -293,7 +293,10 @@ def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec, decode_thread
             "num_frames": writer.total_frames,
             "num_audio_samples": spec.audio_length(writer.num_snippets),
             "scene_cut_frames": cuts,
-            "source": {k: entry.get(k) for k in ("path", "duration_s", "start_s", "fps", "width", "height", "audio_rate", "audio_channels")},
+            "source": {
+                k: entry.get(k)
+                for k in ("path", "duration_s", "start_s", "fps", "width", "height", "audio_rate", "audio_channels", "max_timestamp_jump_s")
+            },
             "video": keyframes,
             "audio_coverage": round(stats["audio_coverage"], 6),  # fraction of the audio that decoded (rest: zeros)
             "held_frames": stats["held_frames"],  # final frames repeating the source's last one

@@ -204,6 +204,7 @@ def test_meta_counts_gaps_overlaps_and_clock_jumps(store):
     assert counts["audio_gap"] == (round(14 * AAC_FRAME_S * rate), 0, 0)
     assert counts["late_audio"][0] == round(33 * AAC_FRAME_S * rate) and counts["late_audio"][1:] == (0, 0)
     assert counts["video_jump"] == (0, 0, 1)
+    assert meta["cat_ts"]["source"]["max_timestamp_jump_s"] > PART_FRAMES / float(FPS)  # the catalog's figure, kept
 
 
 def meta_snippets(store: Path, title: str) -> int:
