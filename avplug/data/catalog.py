@@ -6,8 +6,10 @@ catalog folder (any iopath backend):
 - ``catalog.jsonl``: one usable title per line, sorted by ``title_id``: ``path, title_id,
   show_id, genre, duration_s, fps, width, height, audio_rate, audio_channels, num_snippets``
   (M_n = floor(duration_s / snippet_seconds)), plus ``start_s`` (the timeline origin: snippet m
-  covers ``[start_s + m L, start_s + (m + 1) L)``), ``sample_aspect_ratio`` and
-  ``snippet_seconds`` (the L it was counted with);
+  covers ``[start_s + m L, start_s + (m + 1) L)``), ``sample_aspect_ratio``,
+  ``snippet_seconds`` (the L it was counted with) and ``max_timestamp_jump_s`` (the largest
+  timestamp step in either stream, :func:`~avplug.data.decoders.probing.scan_timestamps`: well
+  above 0 for a spliced source; the ingest log lists those titles);
 - ``rejected.jsonl``: ``path, reason`` for every file that is not usable (no audio stream,
   truncated or corrupt, not media, shorter than one snippet, unreadable, duplicate title_id);
 - ``split.json``: ``{"train": [...], "heldout": [...], "excluded": [...]}`` title ids.  The
@@ -18,7 +20,9 @@ catalog folder (any iopath backend):
 Sources are the media files of a folder or list file; with a meta.csv (``path, title_id,
 show_id, genre``) the csv's rows are the titles, so a folder may hold other media too.
 ``duration_s`` is what actually decodes (the earlier of the video and audio ends), not only what
-the header claims.  Any channel layout and sample rate is accepted.
+the header claims; for a source whose clock jumps (parts joined with their own timestamps) it is
+the length of its parts laid end to end, as the store writes them.  Any channel layout and sample
+rate is accepted.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 from iopath.common.file_io import g_pathmgr
 
 from avplug.data.decoders.media import quiet_ffmpeg
-from avplug.data.decoders.probing import decodable_extent, probe
+from avplug.data.decoders.probing import SPLICE_STEP_S, decodable_extent, probe, scan_timestamps
 from avplug.data.errors import MediaError
 from avplug.data.files import is_remote, join_path, read_text, write_text
 from avplug.errors import UserError
@@ -219,6 +223,9 @@ def inspect_source(path: str, snippet_seconds: float) -> dict:
                 f"truncated or corrupt: the header says {info.duration_s:.2f} s but decoding stops at {max(decoded, 0.0):.2f} s",
             )
     duration = min(video_end, audio_end) - info.start_s
+    scan = scan_timestamps(path)
+    if scan.clock_jumps:  # parts laid end to end, as the store writer's Timeline places them
+        duration = scan.end_s - info.start_s
     num_snippets = math.floor(duration / snippet_seconds + 1e-9) if duration > 0 else 0
     if num_snippets < 1:
         raise MediaError(path, f"shorter than one snippet ({max(duration, 0.0):.2f} s < {snippet_seconds:.2f} s)")
@@ -233,6 +240,7 @@ def inspect_source(path: str, snippet_seconds: float) -> dict:
         "audio_channels": info.audio_channels,
         "num_snippets": num_snippets,
         "snippet_seconds": snippet_seconds,
+        "max_timestamp_jump_s": scan.largest_step_s,
     }
 
 
@@ -469,7 +477,20 @@ def ingest(
     )  # fmt: skip
     for r in rejected:
         logger.info("rejected %s: %s", r["path"], r["reason"])
+    _log_spliced(catalog)
     return IngestResult(catalog=catalog, rejected=rejected, split=split)
+
+
+def _log_spliced(catalog: Sequence[dict]) -> None:
+    """One log line per title whose timestamps jump by more than rounding (a spliced source)."""
+    spliced = [e for e in catalog if e["max_timestamp_jump_s"] > SPLICE_STEP_S]
+    if spliced:
+        logger.info(
+            "ingest: timestamp jumps in %d of %d titles (spliced, or packets missing); the store places them by timestamp",
+            len(spliced), len(catalog),
+        )  # fmt: skip
+    for e in spliced:
+        logger.info("timestamp jump of %.3f s in %s (%s)", e["max_timestamp_jump_s"], e["title_id"], e["path"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 :func:`avplug.data.store_writer.preprocess` (``tools/preprocess.py``) writes, for a catalog and a
 store spec (``DATA.SNIPPET_FRAMES`` F, ``DATA.FPS``, ``DATA.STORE_SHORT_SIDE``, ``DATA.AUDIO_RATE``:
 :class:`StoreSpec`), one folder per title under ``STORE/titles/`` (named by :func:`title_dir_name`).
-Snippet ``m`` of a title covers ``[m L, (m + 1) L)`` seconds of its source (from the source's start
-time), ``L = F / FPS``:
+Snippet ``m`` of a title covers ``[m L, (m + 1) L)`` seconds of its source (of *title time*, below,
+from the source's start time), ``L = F / FPS``:
 
 - ``video.mp4``: H.264 at exactly FPS frames per second, short side ``STORE_SHORT_SIDE`` (aspect
   kept, even sizes), exactly ``M_n * F`` frames; frame ``j`` is the source frame displayed at
@@ -15,8 +15,20 @@ time), ``L = F / FPS``:
   round(L * AUDIO_RATE)`` samples start at sample ``round(m * L * AUDIO_RATE)`` (``m *
   samples_per_snippet`` whenever that is an integer), so it reads straight from a memory map.
 - ``meta.json``: the title's record (title_id, num_snippets, genre, show_id, scene_starts,
-  width, height), where it came from, and the keyframe packet positions and timestamps found
-  when the video was verified.
+  width, height), where it came from, the keyframe packet positions and timestamps found when
+  the video was verified, and how the source's timestamps were followed: ``audio_coverage``
+  (fraction of ``audio.npy`` that decoded), ``held_frames`` (final frames repeating the source's
+  last one), ``audio_gap_samples`` (silent samples where the source's audio timestamps skip
+  ahead: dropped packets, a late start), ``audio_overlap_samples`` (decoded samples dropped
+  because their timestamps overlap audio already placed: the joins of files concatenated with
+  ``-c copy``) and ``clock_jumps`` (timestamp discontinuities mapped away).
+
+Both streams are placed by their timestamps on one *title time*
+(:class:`~avplug.data.decoders.timeline.Timeline`): the source's presentation time, except that
+after a clock jump (a spliced file whose second part restarts its clock, an MPEG-TS
+discontinuity) the source continues where it was, with the same shift for audio and video, so
+the two stay aligned across it.  Audio sample ``i`` is the source's audio at title time
+``i / AUDIO_RATE`` (:mod:`~avplug.data.decoders.resampling`), frame ``j`` as above.
 
 ``scene_starts`` are PySceneDetect ``ContentDetector`` cuts on the store video, each assigned to
 the snippet holding most of the new scene's frames.  ``STORE/store.json`` holds the spec;

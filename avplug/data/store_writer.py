@@ -3,9 +3,11 @@
 :func:`preprocess` writes a catalog's titles (all, or one shard of a Slurm array,
 :func:`shard_titles`) into a store, local processes in parallel; :func:`preprocess_title` writes one
 title: one pass over its source selects, scales (:func:`store_size`) and encodes the video frames
-and resamples the audio, then the video is verified (:func:`verify_store_video`), scenes are
-detected (:func:`detect_scene_cuts`, :func:`scene_snippets`) and ``meta.json`` is written before
-the title's folder is renamed into ``titles/``.  :func:`build_index` (the merge) writes
+and resamples the audio, both placed by their timestamps on one title timeline
+(:class:`~avplug.data.decoders.timeline.Timeline`), then the video is verified
+(:func:`verify_store_video`), scenes are detected (:func:`detect_scene_cuts`,
+:func:`scene_snippets`) and ``meta.json`` is written before the title's folder is renamed into
+``titles/``.  :func:`build_index` (the merge) writes
 ``index.json`` and ``errors.jsonl``.  :func:`check_spec` refuses to mix snippet geometries in one
 store.
 """
@@ -37,6 +39,7 @@ from avplug.data.decoders.media import (
     quiet_ffmpeg,
 )
 from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
+from avplug.data.decoders.timeline import Timeline
 from avplug.data.errors import MediaError, StoreError
 from avplug.data.files import read_text, write_text
 from avplug.data.store import (
@@ -146,6 +149,8 @@ class _TitleWriter:
                 vs.codec_context.thread_count = self.decode_threads
                 resampler = MonoResampler(spec.audio_rate)
                 placer = AudioPlacer(audio, self.origin, spec.audio_rate)
+                self._timeline = timeline = Timeline()  # both streams on one clock across jumps
+                audio_tb, self._video_tb = float(as_.time_base), float(vs.time_base)  # no Fraction per frame
                 self._j = 0  # next output frame
                 self._cur = None  # [source frame, its scaled copy or None]: the frame displayed now
                 audio_going = True
@@ -160,16 +165,17 @@ class _TitleWriter:
                                 self._video_frame(frame, vs, out, ostream)
                         elif audio_going:
                             for frame in packet.decode():
-                                chunks = resampler.feed(frame, as_)
-                                audio_going = placer.add(resampler.first_time, chunks)
+                                t = None if frame.pts is None else frame.pts * audio_tb
+                                t = timeline.place(as_, t, frame.samples / frame.sample_rate)
+                                audio_going = placer.add(resampler.feed(frame, t))
                                 if not audio_going:
                                     break
                         if self._j >= self.total_frames and not audio_going:
                             break
                 except av.error.FFmpegError as exc:
                     raise MediaError(self.path, f"decoding failed at output frame {self._j} (FFmpeg: {exc})") from exc
-                if audio_going and resampler.first_time is not None:
-                    placer.add(resampler.first_time, resampler.flush())
+                if audio_going:
+                    placer.add(resampler.flush())
                 if self._cur is None:
                     raise MediaError(self.path, "no video frame decodes")
                 held = self.total_frames - self._j
@@ -183,7 +189,13 @@ class _TitleWriter:
             out.close()
             audio.flush()
             del audio
-        return {"audio_coverage": placer.written / max(1, spec.audio_length(self.num_snippets)), "held_frames": held}
+        return {
+            "audio_coverage": placer.written / max(1, spec.audio_length(self.num_snippets)),
+            "held_frames": held,
+            "audio_gap_samples": placer.gap_samples,
+            "audio_overlap_samples": placer.overlap_samples,
+            "clock_jumps": timeline.clock_jumps,
+        }
 
     def _scale(self, frame):
         down = frame.width * frame.height >= self.width * self.height
@@ -204,7 +216,8 @@ class _TitleWriter:
         t = frame_time(frame, vs)
         if t is None:
             return
-        t -= self.origin
+        duration = frame.duration * self._video_tb if frame.duration else 1.0 / float(vs.average_rate or self.spec.fps)
+        t = self._timeline.place(vs, t, duration) - self.origin
         spec = self.spec
         # every output frame whose time precedes this frame shows the frame before it (the first
         # frame, if none came before); only frames that are shown get scaled
@@ -280,10 +293,17 @@ def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec, decode_thread
             "num_frames": writer.total_frames,
             "num_audio_samples": spec.audio_length(writer.num_snippets),
             "scene_cut_frames": cuts,
-            "source": {k: entry.get(k) for k in ("path", "duration_s", "start_s", "fps", "width", "height", "audio_rate", "audio_channels")},
+            "source": {
+                k: entry.get(k)
+                for k in ("path", "duration_s", "start_s", "fps", "width", "height", "audio_rate", "audio_channels", "max_timestamp_jump_s")
+            },
             "video": keyframes,
             "audio_coverage": round(stats["audio_coverage"], 6),  # fraction of the audio that decoded (rest: zeros)
             "held_frames": stats["held_frames"],  # final frames repeating the source's last one
+            # audio placed by its timestamps: silence filling holes, samples dropped as overlapping
+            "audio_gap_samples": stats["audio_gap_samples"],
+            "audio_overlap_samples": stats["audio_overlap_samples"],
+            "clock_jumps": stats["clock_jumps"],  # timestamp discontinuities mapped away (spliced source)
             "spec": spec.to_json(),
             "preprocess_seconds": round(time.time() - t0, 3),
         }
