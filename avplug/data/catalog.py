@@ -471,8 +471,8 @@ def subsample_by_genre(
 # Ingest
 # ---------------------------------------------------------------------------------------------
 def rejection_kind(reason: str) -> str:
-    """What a rejection reason says before its details (before the first `` (`` or ``:``)."""
-    return re.split(r" \(|:", reason, maxsplit=1)[0].strip()
+    """What a rejection reason says before its details (before the first `` (``, ``:`` or ``, ``)."""
+    return re.split(r" \(|:|, ", reason, maxsplit=1)[0].strip()
 
 
 @dataclass
