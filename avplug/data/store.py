@@ -222,10 +222,11 @@ class SnippetStore:
             self._decoders[key] = DECODERS.get(key)() if key else get_default_decoder()
         return self._decoders[key]
 
-    def _unreadable(self, title_id: str, path: str, idx: list[int], reason: str) -> StoreError:
+    def _unreadable(self, title_id: str, path: str, reason: str, idx: list[int] | None = None) -> StoreError:
+        snippets = f" snippets {idx} from" if idx else ""
         return StoreError(
             self.root,
-            f"title {title_id!r}: cannot read snippets {idx} from {path} ({reason}): "
+            f"title {title_id!r}: cannot read{snippets} {path} ({reason}): "
             f"check the store with tools/preprocess.py --verify --out {self.root}",
         )
 
@@ -243,7 +244,7 @@ class SnippetStore:
         try:
             return read_clips(dec, path, starts, self.snippet_frames, self.fps)
         except MediaError as exc:
-            raise self._unreadable(title_id, path, idx, exc.reason) from exc
+            raise self._unreadable(title_id, path, exc.reason, idx) from exc
 
     def _audio_map(self, title_id: str) -> np.ndarray:
         arr = self._audio.get(title_id)
@@ -252,7 +253,7 @@ class SnippetStore:
             try:
                 arr = np.load(local_path(path), mmap_mode="r")
             except (OSError, ValueError, MediaError) as exc:
-                raise self._unreadable(title_id, path, [], f"cannot map it: {exc}") from exc
+                raise self._unreadable(title_id, path, f"truncated or damaged: {exc}") from exc
             self._audio[title_id] = arr
             if len(self._audio) > self.AUDIO_CACHE:
                 self._audio.popitem(last=False)
@@ -268,7 +269,7 @@ class SnippetStore:
         short = [i for i in idx if self.spec.audio_start(i) + spp > arr.shape[0]]
         if short:
             need = self.spec.audio_start(max(short)) + spp
-            raise self._unreadable(title_id, self.audio_path(title_id), idx, f"it holds {arr.shape[0]} samples; these need {need}")
+            raise self._unreadable(title_id, self.audio_path(title_id), f"it holds {arr.shape[0]} samples; these need {need}", idx)
         out = np.empty((len(idx), spp), np.float32)
         for row, i in enumerate(idx):
             a = self.spec.audio_start(i)
@@ -310,8 +311,8 @@ def nonfinite_audio(path: str, samples_per_snippet: int) -> str | None:
 
 def title_problem(title_dir: str, *, full: bool) -> str | None:
     """What is wrong with a finished title folder, or None: ``meta.json`` unreadable, a file
-    missing or of another size than recorded, and with ``full`` a sha256 that differs, no
-    checksums recorded, or non-finite audio.  The message names the file."""
+    missing or of another size than recorded, and with ``full`` non-finite audio, a sha256 that
+    differs, or no checksums recorded.  The message names the file."""
     meta_path = os.path.join(title_dir, META_FILE)
     try:
         meta = json.loads(read_text(meta_path))
@@ -328,16 +329,18 @@ def title_problem(title_dir: str, *, full: bool) -> str | None:
             return f"{path}: missing"
         if size != want["size"]:
             return f"{path}: {size} bytes, meta.json says {want['size']} (truncated or overwritten)"
-        if full and file_record(path)["sha256"] != want["sha256"]:
-            return f"{path}: its sha256 differs from meta.json's (corrupt)"
-    if full and AUDIO_FILE in files:
-        path = os.path.join(title_dir, AUDIO_FILE)
-        try:
-            bad = nonfinite_audio(path, int(meta["spec"]["samples_per_snippet"]))
-        except (OSError, ValueError, KeyError) as exc:
-            return f"{path}: unreadable ({exc})"
-        if bad:
-            return f"{path}: {bad}"
+    if not full:
+        return None
+    audio = os.path.join(title_dir, AUDIO_FILE)
+    try:
+        bad = nonfinite_audio(audio, int(meta["spec"]["samples_per_snippet"]))
+    except (OSError, ValueError, KeyError) as exc:
+        return f"{audio}: unreadable ({exc})"
+    if bad:
+        return f"{audio}: {bad}"
+    for name, want in files.items():
+        if file_record(os.path.join(title_dir, name))["sha256"] != want["sha256"]:
+            return f"{os.path.join(title_dir, name)}: its sha256 differs from meta.json's (corrupt)"
     return None
 
 

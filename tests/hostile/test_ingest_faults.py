@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import socket
@@ -26,7 +27,11 @@ def run_ingest(src: Path, out: Path, *extra: str, prefix: tuple[str, ...] = ()) 
 
 
 def ingest_tool(src: Path, out: Path, *extra: str) -> int:
-    """tools/ingest.py's main() in this process (faster than a subprocess where nothing needs one)."""
+    """tools/ingest.py's main() in this process (faster than a subprocess where nothing needs one),
+    its console log on this test's stdout."""
+    logger = logging.getLogger("avplug")
+    for handler in [h for h in logger.handlers if getattr(h, "_avplug_console", False)]:
+        logger.removeHandler(handler)
     spec = importlib.util.spec_from_file_location("ingest_tool", REPO / "tools" / "ingest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
