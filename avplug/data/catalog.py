@@ -291,7 +291,8 @@ def select_sources(src: str, meta: dict[str, TitleMeta] | None) -> tuple[list[st
         root = _norm(src).rstrip("/") + "/"
         rows = [p for p in meta if p.startswith(root)]
     else:
-        rows = [p for p in meta if p in set(found)]
+        rows = sorted(set(meta) & set(found))
+    rejected = [r for r in rejected if r["path"] not in meta]  # a row is probed, and rejected there if it must be
     rejected += [{"path": p, "reason": "not listed in the meta.csv (not a title)"} for p in sorted(set(found) - set(meta))]
     return sorted(rows), rejected
 

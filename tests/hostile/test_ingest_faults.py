@@ -98,18 +98,21 @@ def test_every_file_under_src_is_cataloged_or_rejected_with_its_reason(hostile_s
 
 
 @pytest.mark.timeout(TIMEOUT_S)
-def test_a_fifo_named_by_a_list_file_or_meta_csv_is_rejected_not_opened(tmp_path, tiny_title):
-    tiny_title(tmp_path / "good.mp4", 2.0)
-    os.mkfifo(tmp_path / "pipe.mp4")
-    (tmp_path / "files.txt").write_text("good.mp4\npipe.mp4\n")
+def test_a_fifo_named_by_a_list_file_or_meta_csv_is_rejected_once_never_opened(tmp_path, tiny_title):
+    src = tmp_path / "src"
+    src.mkdir()
+    tiny_title(src / "good.mp4", 2.0)
+    os.mkfifo(src / "pipe.mp4")
+    fifo = {"path": str(src / "pipe.mp4"), "reason": "is a FIFO (named pipe), not a regular file (never opened)"}
+    (tmp_path / "files.txt").write_text("src/good.mp4\nsrc/pipe.mp4\n")
     out = tmp_path / "cat"
     assert ingest_tool(tmp_path / "files.txt", out) == 0
-    assert cataloged(out) == [str(tmp_path / "good.mp4")]
-    assert rejected_reasons(out) == {str(tmp_path / "pipe.mp4"): "is a FIFO (named pipe), not a regular file (never opened)"}
-    (tmp_path / "meta.csv").write_text("path,title_id\npipe.mp4,p\ngood.mp4,g\n")
-    assert ingest_tool(tmp_path / "files.txt", out, "--meta", str(tmp_path / "meta.csv")) == 0
-    assert cataloged(out) == [str(tmp_path / "good.mp4")]
-    assert rejected_reasons(out) == {str(tmp_path / "pipe.mp4"): "is a FIFO (named pipe), not a regular file (never opened)"}
+    assert cataloged(out) == [str(src / "good.mp4")]
+    assert [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()] == [fifo]
+    (tmp_path / "meta.csv").write_text("path,title_id\nsrc/pipe.mp4,p\nsrc/good.mp4,g\n")
+    assert ingest_tool(src, out, "--meta", str(tmp_path / "meta.csv")) == 0  # the row is probed, the scan defers to it
+    assert cataloged(out) == [str(src / "good.mp4")]
+    assert [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()] == [fifo]
 
 
 def without_file_permission_override() -> tuple[str, ...]:
