@@ -109,16 +109,17 @@ def tiny_ucf101(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_title():
-    """``tiny_title(path, seconds, audio=...)``: a 64x48, 10 fps H.264 + AAC title made with the
-    ffmpeg CLI (a test pattern and a 440 Hz tone; ``audio`` is an ``aevalsrc`` expression in t,
-    written as float PCM in Matroska so that NaN and huge samples survive)."""
+    """``tiny_title(path, seconds, audio=..., video=...)``: a 64x48, 10 fps H.264 + AAC title made
+    with the ffmpeg CLI (a test pattern and a 440 Hz tone; ``audio`` is an ``aevalsrc`` expression
+    in t, written as float PCM in Matroska so that NaN and huge samples survive; ``video`` another
+    lavfi source)."""
     import subprocess
 
-    def make(path: Path, seconds: float, audio: str | None = None) -> Path:
+    def make(path: Path, seconds: float, audio: str | None = None, video: str = "testsrc=size=64x48:rate=10") -> Path:
         sound = ["-f", "lavfi", "-i", f"aevalsrc={audio}:s=16000"] if audio else ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"]
         codec = ["-c:a", "pcm_f32le"] if audio else ["-c:a", "aac"]
         subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", *sound, "-t", str(seconds),
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", video, *sound, "-t", str(seconds),
              "-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", *codec, str(path)],
             check=True,
         )  # fmt: skip

@@ -196,6 +196,24 @@ def test_a_full_disk_is_one_line_keeps_finished_titles_and_a_rerun_finishes(cata
     assert [t.title_id for t in SnippetStore(store).titles] == TITLES
 
 
+def test_a_disk_that_fills_while_the_video_is_written_leaves_nothing_behind(tmp_path, tiny_title, small_tmpfs):
+    noise = "nullsrc=s=64x48:r=10,geq=random(1)*255:random(2)*255:random(3)*255"  # a store video of about 50 kB
+    (tmp_path / "src").mkdir()
+    tiny_title(tmp_path / "src" / "noise.mp4", 4.0, video=noise)
+    ingest(str(tmp_path / "src"), str(tmp_path / "cat"), snippet_seconds=SPEC.snippet_seconds, workers=1, progress=False)
+    disk = small_tmpfs(1024)
+    store = disk / "store"
+    store.mkdir()
+    with open(disk / "filler", "wb") as f:  # room for the audio (26 pages) and 4 pages of video
+        os.posix_fallocate(f.fileno(), 0, os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - 30 * 4096)
+    with pytest.raises(StoreError, match=f"no space left on {store} while writing title 'noise'") as caught:
+        preprocess(str(tmp_path / "cat"), str(store), SPEC, workers=1, progress=False)
+    assert caught.value.__cause__.filename.endswith("/video.mp4")  # the encoder's write failed, not the audio's
+    assert temp_folders(store) == [] and not (store / "titles").exists()
+    (disk / "filler").unlink()
+    assert preprocess(str(tmp_path / "cat"), str(store), SPEC, workers=1, progress=False).done == 1
+
+
 def children(pid: int) -> list[int]:
     """Processes whose parent is ``pid`` (from /proc)."""
     found = []
