@@ -8,15 +8,20 @@ catalog folder (any iopath backend):
   (M_n = floor(duration_s / snippet_seconds)), plus ``start_s`` (the timeline origin: snippet m
   covers ``[start_s + m L, start_s + (m + 1) L)``), ``sample_aspect_ratio`` and
   ``snippet_seconds`` (the L it was counted with);
-- ``rejected.jsonl``: ``path, reason`` for every file that is not usable (no audio stream,
-  truncated or corrupt, not media, shorter than one snippet, unreadable, duplicate title_id);
+- ``rejected.jsonl``: ``path, reason`` for every other file under the source (no audio stream,
+  truncated or corrupt, not media, shorter than one snippet, unreadable, duplicate title_id;
+  another extension, hidden, a FIFO, socket or device, a broken symlink, a symlink loop, a
+  folder that cannot be listed, no meta.csv row), so every file is accounted for;
+  :func:`rejection_kind` groups the reasons for the summary line.  Nothing but a regular file is
+  ever opened (opening a FIFO would block ingest forever);
 - ``split.json``: ``{"train": [...], "heldout": [...], "excluded": [...]}`` title ids.  The
   held-out titles are a seeded fraction of the catalog in which every episode of a show falls on
   the same side; "excluded" are train titles left out by genre subsampling (DATA.GENRES,
   DATA.GENRE_WEIGHTS, DATA.MAX_TITLES: the paper's Table 4 scenarios).
 
-Sources are the media files of a folder or list file; with a meta.csv (``path, title_id,
-show_id, genre``) the csv's rows are the titles, so a folder may hold other media too.
+Sources are the media files of a folder (symlinks followed, every folder scanned once) or list
+file; with a meta.csv (``path, title_id, show_id, genre``) the csv's rows are the titles, and the
+folder's other files are rejected as not listed.
 ``duration_s`` is what actually decodes (the earlier of the video and audio ends), not only what
 the header claims.  Any channel layout and sample rate is accepted.
 """

@@ -7,7 +7,10 @@ and resamples the audio, then the video is verified (:func:`verify_store_video`)
 detected (:func:`detect_scene_cuts`, :func:`scene_snippets`) and ``meta.json`` is written before
 the title's folder is renamed into ``titles/``.  :func:`build_index` (the merge) writes
 ``index.json`` and ``errors.jsonl``.  :func:`check_spec` refuses to mix snippet geometries in one
-store.
+store.  A title is written while its writer holds the title's lock (:func:`try_lock`); a rerun
+rewrites finished titles whose files no longer match ``meta.json`` and removes only the temporary
+folders of dead writers (:func:`sweep_temps`).  The audio's disk space is reserved before it is
+written (:func:`allocate_npy`), so a full disk is an error, never a SIGBUS.
 """
 from __future__ import annotations
 
