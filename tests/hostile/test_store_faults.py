@@ -283,6 +283,23 @@ def test_a_run_leaves_titles_another_run_is_writing_alone(catalog, tmp_path):
     assert preprocess_tool("--verify", "--out", str(store)) == 0
 
 
+def test_a_worker_killed_by_the_system_is_one_line_and_a_rerun_finishes(long_catalog, tmp_path, capsys):
+    store = tmp_path / "store"
+    run = preprocess_process(long_catalog, store, "--workers", "2")
+    deadline = time.time() + 120
+    while not temp_folders(store) and run.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(children(run.pid)[0], signal.SIGKILL)  # what the out-of-memory killer does
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == (
+        f"preprocess.py: snippet store {store}: a preprocess worker process died (killed by the system: out of memory? "
+        "try fewer --workers); rerun tools/preprocess.py to carry on (finished titles are kept)"
+    )
+    assert preprocess_tool("--catalog", str(long_catalog), "--out", str(store), "--workers", "2") == 0
+    assert temp_folders(store) == [] and preprocess_tool("--verify", "--out", str(store)) == 0
+
+
 def stop_mid_title(run: subprocess.Popen, store: Path) -> str:
     """SIGSTOP ``run`` while it writes a title (its temporary folder exists); returns the title."""
     deadline = time.time() + 120
