@@ -287,7 +287,7 @@ def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec, decode_thread
     name = title_dir_name(title_id)
     final = os.path.join(store_dir, TITLES_DIR, name)
     status = {"title_id": title_id, "seconds": float(entry.get("duration_s", 0.0))}
-    lock = try_lock(_lock_path(store_dir, name))
+    lock = store_lock(store_dir, _lock_path(store_dir, name))
     if lock is None:
         return {**status, "status": "busy"}
     tmp = os.path.join(store_dir, TMP_DIR, f"{name}@{socket.gethostname()}@{os.getpid()}")
@@ -307,7 +307,7 @@ def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec, decode_thread
     except Exception as exc:  # noqa: BLE001  (a broken title is reported, never fatal)
         shutil.rmtree(tmp, ignore_errors=True)
         if is_disk_full(exc):
-            raise StoreError(store_dir, f"{write_failure(exc, store_dir)} while writing title {title_id!r}: {DISK_FULL_FIX}") from exc
+            raise write_error(store_dir, exc, f"writing title {title_id!r}") from exc
         reason = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
         _record_failure(store_dir, name, {"title_id": title_id, "path": entry.get("path", ""), "reason": reason})
         return {**status, "status": "failed", "reason": reason}
@@ -315,7 +315,12 @@ def preprocess_title(entry: dict, store_dir: str, spec: StoreSpec, decode_thread
         unlock(_lock_path(store_dir, name), lock)
 
 
-DISK_FULL_FIX = "free space and rerun tools/preprocess.py (finished titles are kept; unfinished ones were removed)"
+def write_error(store_dir: str, exc: OSError, doing: str) -> StoreError:
+    """The one-line :class:`StoreError` for a failed write into a store: ``no space left on
+    STORE while DOING`` and the fix (free space, or fix the folder, and rerun)."""
+    fix = "free space" if is_disk_full(exc) else "fix the folder"
+    return StoreError(store_dir, f"{write_failure(exc, store_dir)} while {doing}: {fix} and rerun tools/preprocess.py "
+                                 "(finished titles are kept; unfinished ones were removed)")  # fmt: skip
 
 
 def _write_title(entry: dict, spec: StoreSpec, out_dir: str, decode_threads: int) -> None:
@@ -363,7 +368,7 @@ def _record_failure(store_dir: str, name: str, record: dict) -> None:
         os.makedirs(os.path.join(store_dir, ERRORS_DIR), exist_ok=True)
         write_text(_error_path(store_dir, name), json.dumps(record) + "\n")
     except OSError as exc:
-        raise StoreError(store_dir, f"{write_failure(exc, store_dir)} while recording why title {record['title_id']!r} failed ({record['reason']})") from exc
+        raise write_error(store_dir, exc, f"recording why title {record['title_id']!r} failed ({record['reason']})") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,6 +396,14 @@ def try_lock(path: str, *, wait: bool = False) -> int | None:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd
         os.close(fd)  # its holder removed the file while this process waited: lock the new one
+
+
+def store_lock(store_dir: str, path: str, *, wait: bool = False) -> int | None:
+    """:func:`try_lock` of a lock file of ``store_dir``; failing to create it is a :class:`StoreError`."""
+    try:
+        return try_lock(path, wait=wait)
+    except OSError as exc:
+        raise write_error(store_dir, exc, f"creating the lock file {path}") from exc
 
 
 def unlock(path: str, fd: int) -> None:
@@ -423,7 +436,7 @@ def sweep_temps(store_dir: str) -> int:
         name = os.path.basename(stale).split("@", 1)[0]
         if name in swept or not os.path.isdir(stale):
             continue
-        lock = try_lock(_lock_path(store_dir, name))
+        lock = store_lock(store_dir, _lock_path(store_dir, name))
         if lock is not None:
             _remove_temps(store_dir, name)
             unlock(_lock_path(store_dir, name), lock)
@@ -461,7 +474,7 @@ def check_spec(store_dir: str, spec: StoreSpec) -> None:
         os.makedirs(store_dir, exist_ok=True)
         write_text(path, json.dumps(want, indent=1) + "\n")
     except OSError as exc:
-        raise StoreError(store_dir, f"{write_failure(exc, store_dir)}: free space (or fix the folder) and rerun") from exc
+        raise write_error(store_dir, exc, f"writing {SPEC_FILE}") from exc
 
 
 @dataclass
@@ -618,7 +631,7 @@ def build_index(store_dir: str, catalog_dir: str) -> dict:
     if not os.path.isfile(os.path.join(store_dir, SPEC_FILE)):
         raise StoreError(store_dir, f"no {SPEC_FILE}: nothing was preprocessed into it yet")
     lock_path = os.path.join(store_dir, TMP_DIR, "index.lock")
-    lock = try_lock(lock_path, wait=True)
+    lock = store_lock(store_dir, lock_path, wait=True)
     try:
         return _build_index(store_dir, catalog_dir)
     finally:
@@ -645,7 +658,7 @@ def _build_index(store_dir: str, catalog_dir: str) -> dict:
         write_text(os.path.join(store_dir, INDEX_FILE), json.dumps(index, indent=1) + "\n")
         write_text(os.path.join(store_dir, ERRORS_FILE), "".join(json.dumps(r) + "\n" for r in errors))
     except OSError as exc:
-        raise StoreError(store_dir, f"{write_failure(exc, store_dir)} while writing {INDEX_FILE}: {DISK_FULL_FIX}") from exc
+        raise write_error(store_dir, exc, f"writing {INDEX_FILE}") from exc
     if pending:
         logger.warning("merge: %d catalog titles are not processed yet (e.g. %s); run the missing shards and merge again", len(pending), ", ".join(pending[:5]))
     logger.info("merge: index of %d titles (%d snippets), %d failed -> %s", len(titles), sum(t["num_snippets"] for t in titles), len(errors), store_dir)
