@@ -138,3 +138,59 @@ def write_esc50_layout(root: Path, *, seconds: float = 1.0, rate: int = 8000) ->
 def esc50_layout():
     """``esc50_layout(root, seconds=1.0, rate=8000)``: write a tiny ESC-50 layout (:func:`write_esc50_layout`)."""
     return write_esc50_layout
+
+
+@pytest.fixture(scope="session")
+def tiny_title():
+    """``tiny_title(path, seconds, audio=..., video=...)``: a 64x48, 10 fps H.264 + AAC title made
+    with the ffmpeg CLI (a test pattern and a 440 Hz tone; ``audio`` is an ``aevalsrc`` expression
+    in t, written as float PCM in Matroska so that NaN and huge samples survive; ``video`` another
+    lavfi source)."""
+    import subprocess
+
+    def make(path: Path, seconds: float, audio: str | None = None, video: str = "testsrc=size=64x48:rate=10") -> Path:
+        sound = ["-f", "lavfi", "-i", f"aevalsrc={audio}:s=16000"] if audio else ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"]
+        codec = ["-c:a", "pcm_f32le"] if audio else ["-c:a", "aac"]
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", video, *sound, "-t", str(seconds),
+             "-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", *codec, str(path)],
+            check=True,
+        )  # fmt: skip
+        return path
+
+    return make
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """``small_tmpfs(kib)``: a fresh tmpfs of that many KiB (a disk that fills up), unmounted after
+    the test; ``small_tmpfs.resize(path, kib)`` grows it (space freed), ``small_tmpfs.fill(path)``
+fills it up.  Skips where mounting is refused."""
+    import subprocess
+
+    mounted = []
+
+    def mount(kib: int) -> Path:
+        where = tmp_path / f"tmpfs{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(where)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs to fill up ({done.stderr.strip() or 'mount refused'}): needs root")
+        mounted.append(where)
+        return where
+
+    def resize(where: Path, kib: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={kib}k", str(where)], check=True)
+
+    def fill(where: Path) -> Path:
+        """Take every free byte of the tmpfs with one file (delete it to free the space)."""
+        filler = where / "filler"
+        with open(filler, "wb") as f:
+            st = os.statvfs(where)
+            os.posix_fallocate(f.fileno(), 0, st.f_bavail * st.f_frsize)
+        return filler
+
+    mount.resize, mount.fill = resize, fill
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
