@@ -1,8 +1,16 @@
-"""What this process may use of the machine."""
+"""What this process may use of the machine, and process pools whose workers die with their parent."""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def available_cpus() -> int:
@@ -27,3 +35,27 @@ def pool_context():
     available (fast, and workers inherit the imported modules), else the platform's default."""
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+def process_pool(max_workers: int) -> ProcessPoolExecutor:
+    """A process pool (:func:`pool_context`) whose workers die with the process that made it,
+    even when that one is killed with SIGKILL (no orphan keeps its memory or its files)."""
+    return ProcessPoolExecutor(max_workers=max_workers, mp_context=pool_context(), initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (pool worker) process die when ``parent_pid``, its parent, does: the kernel's
+    parent-death signal on Linux, a thread watching the parent elsewhere; exit at once if the
+    parent is already gone."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)

@@ -105,3 +105,92 @@ def tiny_ucf101(tmp_path_factory) -> Path:
     (lists / "trainlist01.txt").write_bytes("".join(f"{r} {VIDEO_CLASSES.index(r.split('/')[0]) + 1}\r\n" for r in train).encode())
     (lists / "testlist01.txt").write_bytes("".join(f"{r}\r\n" for r in test).encode())
     return root
+
+
+def write_esc50_layout(root: Path, *, seconds: float = 1.0, rate: int = 8000) -> Path:
+    """The official ESC-50 layout under ``root``: 2 classes ("dog" a low tone, "rooster" a high one, with
+    per-clip noise), 2 clips per class and fold, mono WAV of ``seconds`` at ``rate``."""
+    import wave
+
+    import numpy as np
+
+    (root / "meta").mkdir(parents=True)
+    (root / "audio").mkdir()
+    rows, src = ["filename,fold,target,category,esc10,src_file,take"], 100000
+    t = np.arange(int(rate * seconds)) / rate
+    for fold in range(1, 6):
+        for target, category in enumerate(["dog", "rooster"]):
+            for take in "AB":
+                src += 1
+                name = f"{fold}-{src}-{take}-{target}.wav"
+                signal = 0.5 * np.sin(2 * np.pi * (300.0, 2500.0)[target] * t) + 0.05 * np.random.default_rng(src).normal(size=t.size)
+                with wave.open(str(root / "audio" / name), "wb") as w:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(rate)
+                    w.writeframes((signal * 32767).clip(-32768, 32767).astype("<i2").tobytes())
+                rows.append(f"{name},{fold},{target},{category},True,{src},{take}")
+    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def esc50_layout():
+    """``esc50_layout(root, seconds=1.0, rate=8000)``: write a tiny ESC-50 layout (:func:`write_esc50_layout`)."""
+    return write_esc50_layout
+
+
+@pytest.fixture(scope="session")
+def tiny_title():
+    """``tiny_title(path, seconds, audio=..., video=...)``: a 64x48, 10 fps H.264 + AAC title made
+    with the ffmpeg CLI (a test pattern and a 440 Hz tone; ``audio`` is an ``aevalsrc`` expression
+    in t, written as float PCM in Matroska so that NaN and huge samples survive; ``video`` another
+    lavfi source)."""
+    import subprocess
+
+    def make(path: Path, seconds: float, audio: str | None = None, video: str = "testsrc=size=64x48:rate=10") -> Path:
+        sound = ["-f", "lavfi", "-i", f"aevalsrc={audio}:s=16000"] if audio else ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"]
+        codec = ["-c:a", "pcm_f32le"] if audio else ["-c:a", "aac"]
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", video, *sound, "-t", str(seconds),
+             "-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", *codec, str(path)],
+            check=True,
+        )  # fmt: skip
+        return path
+
+    return make
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """``small_tmpfs(kib)``: a fresh tmpfs of that many KiB (a disk that fills up), unmounted after
+    the test; ``small_tmpfs.resize(path, kib)`` grows it (space freed), ``small_tmpfs.fill(path)``
+fills it up.  Skips where mounting is refused."""
+    import subprocess
+
+    mounted = []
+
+    def mount(kib: int) -> Path:
+        where = tmp_path / f"tmpfs{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(where)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs to fill up ({done.stderr.strip() or 'mount refused'}): needs root")
+        mounted.append(where)
+        return where
+
+    def resize(where: Path, kib: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={kib}k", str(where)], check=True)
+
+    def fill(where: Path) -> Path:
+        """Take every free byte of the tmpfs with one file (delete it to free the space)."""
+        filler = where / "filler"
+        with open(filler, "wb") as f:
+            st = os.statvfs(where)
+            os.posix_fallocate(f.fileno(), 0, st.f_bavail * st.f_frsize)
+        return filler
+
+    mount.resize, mount.fill = resize, fill
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)

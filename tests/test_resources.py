@@ -28,3 +28,21 @@ def test_cpu_threads_leave_a_core_to_each_loader_worker(monkeypatch):
     assert cpu_threads(load_config("demo.yaml", ["DATA.NUM_WORKERS", "2"]), 2) == 2
     assert cpu_threads(load_config("demo.yaml", ["DATA.NUM_WORKERS", "4"]), 2) == 1  # never below one
     assert cpu_threads(load_config("demo.yaml", ["DATA.NUM_WORKERS", "0"]), 1) == 8
+
+
+def test_a_pool_worker_whose_parent_is_already_gone_exits_at_once():
+    from avplug.resources import die_with_parent
+
+    pid = os.fork()
+    if pid == 0:  # the child: told that its parent is a process that is not its parent
+        die_with_parent(os.getppid() + 1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
+
+
+def test_pool_workers_run_with_their_parent():
+    from avplug.resources import process_pool
+
+    with process_pool(2) as pool:
+        assert sorted(pool.map(abs, [-1, -2, 3])) == [1, 2, 3]

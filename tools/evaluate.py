@@ -9,16 +9,20 @@
 
 Writes ``OUTPUT_DIR/split<N>/`` (checkpoints, metrics.jsonl, result.json) for every split, then
 ``OUTPUT_DIR/results.json`` (per split, mean, std) and ``OUTPUT_DIR/results.md``, and prints the
-Markdown table.  A rerun resumes unfinished fine-tuning from its last checkpoint.
+Markdown table.  A rerun resumes unfinished fine-tuning from its last checkpoint.  The input
+settings (audio sample rate and log-mel, pixel normalization, video crop size) are the checkpoint's
+unless set in the recipe file itself or on the command line; the log names the keys taken from it.
 """
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.engine.log import setup_logging
+from avplug.evaluation.checkpoint_inputs import describe_inherited, explicit_keys, inherit_checkpoint_inputs
 from jobs import slurm
 from jobs.evaluate import submit_evaluation
 
@@ -64,7 +68,10 @@ def main(argv=None) -> int:
     if args.out:
         extra += ["OUTPUT_DIR", args.out]
     cfg = cfg_from_args(args, extra_opts=extra)
+    explicit = explicit_keys(args.cfg, [o for o in args.opts if o != "--"])
+    cfg, inherited = inherit_checkpoint_inputs(cfg, args.weights, explicit)
     if args.slurm:
+        print(describe_inherited(args.weights, inherited))
         try:
             submit_evaluation(cfg, args, weights=args.weights, splits=args.splits)
         except slurm.SlurmError as exc:
@@ -76,6 +83,7 @@ def main(argv=None) -> int:
     from avplug.evaluation.downstream_statistics import results_markdown
 
     setup_logging(cfg.OUTPUT_DIR)
+    logging.getLogger("avplug.evaluate").info(describe_inherited(args.weights, inherited))
     write_config(cfg, cfg.OUTPUT_DIR)
     try:
         summary = run_evaluation(cfg, args.weights, args.splits, device=args.device)

@@ -6,7 +6,8 @@
     tools/ingest.py --cfg demo.yaml          # DATA.SOURCE, DATA.META -> DATA.CATALOG_DIR
     tools/ingest.py --src DIR --out OUT DATA.GENRES "['Drama','Comedy']" DATA.MAX_TITLES 1600
 
-Writes OUT/catalog.jsonl (usable titles), OUT/rejected.jsonl (file + reason) and OUT/split.json
+Writes OUT/catalog.jsonl (usable titles), OUT/rejected.jsonl (file + reason: every other file
+under --src, FIFOs, links and unreadable files included; none is opened unless regular) and OUT/split.json
 ({"train": [...], "heldout": [...], "excluded": [...]}).  --src is a folder (scanned recursively
 for media files) or a text file with one path per line; --meta is a csv with the columns
 path,title_id,show_id,genre whose rows, when given, are the titles (files of --src without a row
@@ -65,10 +66,7 @@ def main(argv=None) -> int:
     except CatalogError as exc:
         print(f"ingest.py: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"{len(result.catalog)} titles, {len(result.rejected)} rejected; "
-        f"{len(result.split['train'])} train / {len(result.split['heldout'])} held out -> {out}"
-    )
+    print(f"{result.summary()} -> {out}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Errors of the data layer: every message names the file (or store) and the reason."""
 from __future__ import annotations
 
+import errno
 import os
 
 from avplug.errors import UserError
@@ -35,3 +36,24 @@ class StoreError(UserError, LookupError):
 
     def __reduce__(self):
         return (type(self), (self.store, self.reason))
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or an exception it was raised from is a full disk or exhausted quota."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def write_failure(exc: OSError, folder: str | os.PathLike) -> str:
+    """One line for a failed write into ``folder``: ``no space left on FOLDER`` for a full disk
+    (or quota), else the system's reason and the file."""
+    if is_disk_full(exc):
+        return f"no space left on {folder}" + (" (disk quota exceeded)" if exc.errno == errno.EDQUOT else "")
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"cannot write into {folder}: {exc.strerror or exc}{where}"

@@ -1,10 +1,12 @@
 """Paths and small text files on any iopath backend: a local path or a URI (``scheme://...``).
 
 The catalog and the snippet store both write their JSON files through :func:`write_text`, which
-is atomic on a local disk (temp file + rename), so a crash never leaves a half-written file.
+is atomic on a local disk (temp file + rename), so a crash never leaves a half-written file, and
+a failed write (a full disk) removes its temp file before the error goes on.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 from iopath.common.file_io import g_pathmgr
@@ -28,9 +30,14 @@ def write_text(path: str, text: str) -> None:
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def read_text(path: str) -> str:

@@ -3,8 +3,8 @@
 :func:`avplug.data.store_writer.preprocess` (``tools/preprocess.py``) writes, for a catalog and a
 store spec (``DATA.SNIPPET_FRAMES`` F, ``DATA.FPS``, ``DATA.STORE_SHORT_SIDE``, ``DATA.AUDIO_RATE``:
 :class:`StoreSpec`), one folder per title under ``STORE/titles/`` (named by :func:`title_dir_name`).
-Snippet ``m`` of a title covers ``[m L, (m + 1) L)`` seconds of its source (from the source's start
-time), ``L = F / FPS``:
+Snippet ``m`` of a title covers ``[m L, (m + 1) L)`` seconds of its source (of *title time*, below,
+from the source's start time), ``L = F / FPS``:
 
 - ``video.mp4``: H.264 at exactly FPS frames per second, short side ``STORE_SHORT_SIDE`` (aspect
   kept, even sizes), exactly ``M_n * F`` frames; frame ``j`` is the source frame displayed at
@@ -15,8 +15,25 @@ time), ``L = F / FPS``:
   round(L * AUDIO_RATE)`` samples start at sample ``round(m * L * AUDIO_RATE)`` (``m *
   samples_per_snippet`` whenever that is an integer), so it reads straight from a memory map.
 - ``meta.json``: the title's record (title_id, num_snippets, genre, show_id, scene_starts,
-  width, height), where it came from, and the keyframe packet positions and timestamps found
-  when the video was verified.
+  width, height), where it came from, the keyframe packet positions and timestamps found when
+  the video was verified, ``files``: ``{name: {"size", "sha256"}}`` of ``video.mp4`` and
+  ``audio.npy`` (:func:`file_record`), which :func:`title_problem` checks (the size on every
+  preprocess rerun; the hash, and that the audio is finite, with ``--check-hashes`` and
+  ``tools/preprocess.py --verify``), and how the source's timestamps were followed:
+  ``audio_coverage`` (fraction of ``audio.npy`` that decoded), ``held_frames`` (final frames
+  repeating the source's last one), ``audio_gap_samples`` (silent samples where the source's
+  audio timestamps skip ahead: dropped packets, a late start), ``audio_overlap_samples`` (decoded
+  samples dropped because their timestamps overlap audio already placed: the joins of files
+  concatenated with ``-c copy``) and ``clock_jumps`` (timestamp discontinuities mapped away).  The
+  audio is always finite: preprocessing fails a title whose source decodes to NaN or infinite
+  samples.
+
+Both streams are placed by their timestamps on one *title time*
+(:class:`~avplug.data.decoders.timeline.Timeline`): the source's presentation time, except that
+after a clock jump (a spliced file whose second part restarts its clock, an MPEG-TS
+discontinuity) the source continues where it was, with the same shift for audio and video, so
+the two stay aligned across it.  Audio sample ``i`` is the source's audio at title time
+``i / AUDIO_RATE`` (:mod:`~avplug.data.decoders.resampling`), frame ``j`` as above.
 
 ``scene_starts`` are PySceneDetect ``ContentDetector`` cuts on the store video, each assigned to
 the snippet holding most of the new scene's frames.  ``STORE/store.json`` holds the spec;
@@ -24,12 +41,18 @@ the snippet holding most of the new scene's frames.  ``STORE/store.json`` holds 
 every finished title; it holds no timings, so a sharded run plus a merge writes the same index as
 a local run.
 
-Crash safety: a title is written into ``STORE/.tmp/`` and renamed into ``titles/`` only when
-complete, so a folder under ``titles/`` is always whole and a rerun skips it.  A title that fails
-is recorded in ``STORE/errors/`` (collected into ``errors.jsonl`` by the merge) and never stops
-the run.
+Crash safety: a title is written into ``STORE/.tmp/NAME@HOST@PID`` while its writer holds an
+exclusive ``flock`` on ``STORE/.tmp/NAME.lock``, and renamed into ``titles/`` only when complete,
+so a folder under ``titles/`` is always whole and a rerun skips it once its files match
+``meta.json``.  Runs sharing a store (shards, a second run by mistake) never write one title
+twice at once, and remove only the temporary folders of titles whose lock is free (their
+writer is dead).  A title that fails is recorded in ``STORE/errors/`` (collected into
+``errors.jsonl`` by the merge) and never stops the run; a full disk stops it with a
+:class:`StoreError` ("no space left on STORE") after removing the unfinished title, and a rerun
+carries on.
 
-Readers use :class:`SnippetStore`, which reads ``index.json``.
+Readers use :class:`SnippetStore`, which reads ``index.json`` and raises :class:`StoreError`
+naming the title and file when a snippet's video or audio cannot be read or is short.
 """
 from __future__ import annotations
 
@@ -39,6 +62,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -211,6 +235,14 @@ class SnippetStore:
             self._decoders[key] = DECODERS.get(key)() if key else get_default_decoder()
         return self._decoders[key]
 
+    def _unreadable(self, title_id: str, path: str, reason: str, idx: list[int] | None = None) -> StoreError:
+        snippets = f" snippets {idx} from" if idx else ""
+        return StoreError(
+            self.root,
+            f"title {title_id!r}: cannot read{snippets} {path} ({reason}): "
+            f"check the store with tools/preprocess.py --verify --out {self.root}",
+        )
+
     def read_video(self, title_id: str, snippet_indices: Sequence[int], decoder=None) -> torch.Tensor:
         """``uint8 [len, snippet_frames, H, W, 3]``: the frames of the given snippets (in the
         order asked), from one open of the title's file.  ``decoder``: a DECODERS name, a
@@ -222,7 +254,10 @@ class SnippetStore:
         dec = self._decoder(decoder)
         path = self.video_path(title_id)
         starts = [i * self.snippet_frames / self.fps for i in idx]
-        return read_clips(dec, path, starts, self.snippet_frames, self.fps)
+        try:
+            return read_clips(dec, path, starts, self.snippet_frames, self.fps)
+        except MediaError as exc:
+            raise self._unreadable(title_id, path, exc.reason, idx) from exc
 
     def _audio_map(self, title_id: str) -> np.ndarray:
         arr = self._audio.get(title_id)
@@ -231,7 +266,7 @@ class SnippetStore:
             try:
                 arr = np.load(local_path(path), mmap_mode="r")
             except (OSError, ValueError, MediaError) as exc:
-                raise StoreError(self.root, f"title {title_id!r}: cannot map {path} ({exc})") from exc
+                raise self._unreadable(title_id, path, f"truncated or damaged: {exc}") from exc
             self._audio[title_id] = arr
             if len(self._audio) > self.AUDIO_CACHE:
                 self._audio.popitem(last=False)
@@ -244,8 +279,91 @@ class SnippetStore:
         idx = self._indices(title_id, snippet_indices)
         arr = self._audio_map(title_id)
         spp = self.samples_per_snippet
+        short = [i for i in idx if self.spec.audio_start(i) + spp > arr.shape[0]]
+        if short:
+            need = self.spec.audio_start(max(short)) + spp
+            raise self._unreadable(title_id, self.audio_path(title_id), f"it holds {arr.shape[0]} samples; these need {need}", idx)
         out = np.empty((len(idx), spp), np.float32)
         for row, i in enumerate(idx):
             a = self.spec.audio_start(i)
             out[row] = arr[a : a + spp]
         return torch.from_numpy(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking a title's files against its meta.json
+# ---------------------------------------------------------------------------------------------
+HASH_CHUNK = 1 << 20
+
+
+def file_record(path: str) -> dict:
+    """``{"size", "sha256"}`` of a local file, as ``meta.json``'s ``files`` holds them."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
+def nonfinite_audio(path: str, samples_per_snippet: int) -> str | None:
+    """Where ``audio.npy`` at ``path`` holds NaN or infinite samples (how many, the first one's
+    snippet), or None when every sample is finite."""
+    arr = np.load(path, mmap_mode="r")
+    bad, first = 0, -1
+    for lo in range(0, arr.shape[0], HASH_CHUNK):
+        where = np.flatnonzero(~np.isfinite(arr[lo : lo + HASH_CHUNK]))
+        if where.size and first < 0:
+            first = lo + int(where[0])
+        bad += where.size
+    if not bad:
+        return None
+    return f"{bad} non-finite audio samples (NaN or inf), the first at sample {first} (snippet {first // samples_per_snippet})"
+
+
+def title_problem(title_dir: str, *, full: bool) -> str | None:
+    """What is wrong with a finished title folder, or None: ``meta.json`` unreadable, a file
+    missing or of another size than recorded, and with ``full`` non-finite audio, a sha256 that
+    differs, or no checksums recorded.  The message names the file."""
+    meta_path = os.path.join(title_dir, META_FILE)
+    try:
+        meta = json.loads(read_text(meta_path))
+        files = meta.get("files")
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"{meta_path}: unreadable ({exc})"
+    if not files:
+        return f"{meta_path}: records no checksums (written by an older avplug)" if full else None
+    for name, want in files.items():
+        path = os.path.join(title_dir, name)
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            return f"{path}: missing"
+        if size != want["size"]:
+            return f"{path}: {size} bytes, meta.json says {want['size']} (truncated or overwritten)"
+    if not full:
+        return None
+    audio = os.path.join(title_dir, AUDIO_FILE)
+    try:
+        bad = nonfinite_audio(audio, int(meta["spec"]["samples_per_snippet"]))
+    except (OSError, ValueError, KeyError) as exc:
+        return f"{audio}: unreadable ({exc})"
+    if bad:
+        return f"{audio}: {bad}"
+    for name, want in files.items():
+        if file_record(os.path.join(title_dir, name))["sha256"] != want["sha256"]:
+            return f"{os.path.join(title_dir, name)}: its sha256 differs from meta.json's (corrupt)"
+    return None
+
+
+def verify_store(store_dir: str, workers: int = 1) -> tuple[int, list[tuple[str, str]]]:
+    """Check every finished title of a local store (:func:`title_problem` with ``full``, in
+    ``workers`` threads): the number of titles checked and ``(folder name, problem)`` of each bad one."""
+    if not os.path.isfile(os.path.join(store_dir, SPEC_FILE)):
+        raise StoreError(store_dir, f"no {SPEC_FILE}: not a snippet store (tools/preprocess.py --out {store_dir} writes one)")
+    titles_dir = os.path.join(store_dir, TITLES_DIR)
+    names = sorted(os.listdir(titles_dir)) if os.path.isdir(titles_dir) else []
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        problems = list(pool.map(lambda name: title_problem(os.path.join(titles_dir, name), full=True), names))
+    return len(names), [(name, problem) for name, problem in zip(names, problems) if problem]

@@ -15,8 +15,11 @@ The recipe (paper sections 4.1 and 7.2; ``cfg.EVAL.DOWNSTREAM``):
   each masked with a width drawn uniformly up to MASK_FRACTION of the axis; no crop, no scale jitter;
 - audio test: NUM_CLIPS clips uniformly spaced, log-mel, no masking.
 
-Media are read through the ``cfg.DATA.DECODER`` entry of the DECODERS registry; a clip running
-past the end of the media repeats the last frame (video) or is padded with silence (audio).
+Media are read through the ``cfg.DATA.DECODER`` entry of the DECODERS registry, on the file's own
+timeline: clip starts count from the container's start time (1.4 s in a typical MPEG-TS file),
+and audio is placed by its timestamps (a file joined with ``-c copy`` or missing packets stays in
+sync).  A clip running past the end of the media repeats the last frame (video) or is padded
+with silence (audio).
 """
 from __future__ import annotations
 
@@ -49,14 +52,16 @@ from avplug.evaluation.views import (
 from registry import DECODERS
 
 
-def media_duration(path: str) -> float:
-    """Duration in seconds of a video or audio file, from its container header (or its first stream)."""
+def media_span(path: str) -> tuple[float, float]:
+    """``(start_s, duration_s)`` of a video or audio file from its container header (or its first
+    stream): where its timeline starts, and how long it runs."""
     with open_media(path) as c:
+        start = c.start_time / av.time_base if c.start_time is not None else 0.0
         if c.duration is not None and c.duration > 0:
-            return c.duration / av.time_base
+            return start, c.duration / av.time_base
         for stream in list(c.streams.video) + list(c.streams.audio):
             if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
+                return start, float(stream.duration * stream.time_base)
     raise MediaError(path, "its header states no duration")
 
 
@@ -159,7 +164,8 @@ class DownstreamClips(Dataset):
     - test video ``[NUM_CLIPS * NUM_CROPS, 3, FRAMES, CROP, CROP]`` (clips outer, crops inner);
       test audio ``[NUM_CLIPS, 1, n_mels, frames]``.
 
-    The decoder is built lazily in each loader worker; durations are read once per file and cached.
+    The decoder is built lazily in each loader worker; start times and durations are read once
+    per file and cached.
     """
 
     def __init__(
@@ -187,7 +193,7 @@ class DownstreamClips(Dataset):
         self.clip_seconds = num_frames / fps if modality == "video" else float(clip_seconds)
         self.sample_rate, self.num_clips = int(sample_rate), int(num_clips)
         self._decoder: Any = None
-        self._durations: dict[str, float] = {}
+        self._spans: dict[str, tuple[float, float]] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -201,17 +207,19 @@ class DownstreamClips(Dataset):
     def __getstate__(self) -> dict:  # decoders need not pickle: rebuild in each worker
         return {**self.__dict__, "_decoder": None}
 
-    def duration(self, path: str) -> float:
-        if path not in self._durations:
-            self._durations[path] = media_duration(path)
-        return self._durations[path]
+    def span(self, path: str) -> tuple[float, float]:
+        """:func:`media_span` of ``path``, cached."""
+        if path not in self._spans:
+            self._spans[path] = media_span(path)
+        return self._spans[path]
 
     def starts(self, path: str) -> list[float]:
-        """Clip start times for this sample: one random start (training) or the uniform test clips."""
-        duration = self.duration(path)
+        """Clip start times (on the file's timeline) for this sample: one random start (training)
+        or the uniform test clips."""
+        origin, duration = self.span(path)
         if self.train:
-            return [random_clip_start(duration, self.clip_seconds)]
-        return temporal_clip_starts(duration, self.clip_seconds, self.num_clips)
+            return [origin + random_clip_start(duration, self.clip_seconds)]
+        return [origin + s for s in temporal_clip_starts(duration, self.clip_seconds, self.num_clips)]
 
     def _video(self, path: str, starts: list[float]) -> torch.Tensor:
         clips = read_clips(self.decoder, path, starts, self.num_frames, self.fps)

@@ -12,23 +12,15 @@ import hashlib
 import logging
 
 import torch
-import yaml
 from torch import nn
 
 import registry
-from avplug.checksums import load_torch_file
+from avplug.config import ConfigError
+from avplug.evaluation.checkpoint_inputs import FRONT_END_KEYS, is_random_init, lookup, same_value, stored_cfg
 from avplug.models.export import load_encoders
 from registry import BACKBONES
 
 logger = logging.getLogger(__name__)
-
-#: ``weights`` value (besides "" and None) meaning a randomly initialized backbone (the baseline).
-RANDOM_INIT = "none"
-#: Input keys that must equal the checkpoint's for its encoder to see what it was trained on.
-FRONT_END_KEYS = {
-    "video": ("INPUT.VIDEO.MEAN", "INPUT.VIDEO.STD"),
-    "audio": ("DATA.AUDIO_RATE", "INPUT.AUDIO.MEL_BINS", "INPUT.AUDIO.N_FFT", "INPUT.AUDIO.HOP"),
-}
 
 
 class DownstreamClassifier(nn.Module):
@@ -47,14 +39,10 @@ class DownstreamClassifier(nn.Module):
         return self.fc(self.dropout(self.backbone.pooled(x)))
 
 
-def _is_random_init(weights: str | None) -> bool:
-    return not weights or str(weights).lower() == RANDOM_INIT
-
-
 def build_backbone(cfg, weights: str | None, modality: str) -> nn.Module:
     """The video or audio backbone of checkpoint ``weights`` (built from the cfg stored in it), or a
     randomly initialized one built from ``cfg.MODEL`` when ``weights`` is empty or "none"."""
-    if _is_random_init(weights):
+    if is_random_init(weights):
         node = cfg.MODEL.VIDEO if modality == "video" else cfg.MODEL.AUDIO
         logger.info("%s backbone %s (width %s) randomly initialized (baseline)", modality, node.NAME, node.WIDTH)
         return registry.build(BACKBONES, node, expected_type=nn.Module)
@@ -65,36 +53,25 @@ def build_backbone(cfg, weights: str | None, modality: str) -> nn.Module:
 
 
 def check_front_end(cfg, weights: str, modality: str) -> None:
-    """Raise ``ValueError`` when the input keys of ``cfg`` differ from those stored in ``weights``.
+    """Raise :class:`ConfigError` when the input keys of ``cfg`` differ from those stored in ``weights``.
 
     A video encoder needs the pixel normalization it was pretrained with, an audio encoder the
     same sample rate and log-mel parameters; a checkpoint without a stored cfg is not checked.
+    ``tools/evaluate.py`` takes these keys from the checkpoint unless they are set explicitly
+    (:mod:`avplug.evaluation.checkpoint_inputs`), so a difference is the user's own setting.
     """
-    data = load_torch_file(weights)
-    stored_text = data.get("cfg") if isinstance(data, dict) else None
-    if not isinstance(stored_text, str):
+    stored = stored_cfg(weights)
+    if stored is None:
         return
-    stored = yaml.safe_load(stored_text) or {}
-
-    def lookup(tree, key):
-        for part in key.split("."):
-            if not isinstance(tree, dict) or part not in tree:
-                return None
-            tree = tree[part]
-        return tree
-
-    def norm(value):
-        return [float(v) for v in value] if isinstance(value, (list, tuple)) else value
-
     diffs = []
     for key in FRONT_END_KEYS[modality]:
         theirs = lookup(stored, key)
-        if theirs is not None and norm(theirs) != norm(lookup(cfg, key)):
+        if theirs is not None and not same_value(lookup(cfg, key), theirs):
             diffs.append(f"{key} = {lookup(cfg, key)!r} but the checkpoint was pretrained with {theirs!r}")
     if diffs:
-        raise ValueError(
+        raise ConfigError(
             f"{weights}: the {modality} input of this cfg differs from pretraining: " + "; ".join(diffs)
-            + ". Set these keys to the checkpoint's values (a demo checkpoint goes with the eval_demo*.yaml recipes)."
+            + ". Drop these settings (tools/evaluate.py then takes the checkpoint's) or set them to its values."
         )
 
 

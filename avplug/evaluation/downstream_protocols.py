@@ -30,9 +30,10 @@ from typing import Any
 import torch
 
 from avplug.data.downstream_datasets import build_downstream_dataset, dataset_splits
+from avplug.evaluation.checkpoint_inputs import RANDOM_INIT
 from avplug.evaluation.clips import build_clip_dataset
 from avplug.evaluation.downstream_batches import default_device
-from avplug.evaluation.downstream_classifier import RANDOM_INIT, DownstreamClassifier, build_backbone, run_fingerprint
+from avplug.evaluation.downstream_classifier import DownstreamClassifier, build_backbone, run_fingerprint
 from avplug.evaluation.downstream_finetune import finetune
 from avplug.evaluation.downstream_linear_probe import FeatureCache, linear_probe
 from avplug.evaluation.downstream_statistics import METRICS, aggregate, results_markdown, top_k_hits, wilson_interval

@@ -2,7 +2,7 @@
 
 Input: one :func:`avplug.evaluation.discrepancy.heldout_measures` dict per column (e.g. random init and
 pretrained).  Every cell is an estimate with its 95% interval; the chance level and the sample sizes
-are printed with the table, and with a ``baseline`` column each other column gets z = (column -
+are printed with the table (with a note when they are below what the figures need), and with a ``baseline`` column each other column gets z = (column -
 baseline) / combined standard error (the two title bootstraps taken as independent).
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from avplug.evaluation import discrepancy, retrieval
 from avplug.evaluation.discrepancy import MEASURE_KEYS
 from avplug.evaluation.intervals import format_estimate
 
@@ -30,6 +31,14 @@ def separation(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, Any]
     return {"difference": diff, "se": se, "z": diff / se if se > 0 else math.inf if diff else 0.0}
 
 
+def small_sample_note(figures: str, num_titles: int, num_snippets: int, min_titles: int, min_snippets: int) -> str:
+    """A sentence saying the figures rest on too few held-out titles or snippets ("" when they do not)."""
+    if num_titles >= min_titles and num_snippets >= min_snippets:
+        return ""
+    return (f" **Too few for a meaningful figure**: {num_titles} titles and {num_snippets} snippets; {figures} need at "
+            f"least {min_titles} titles and {min_snippets} snippets (add held-out titles: DATA.HELDOUT_FRACTION).")
+
+
 def heldout_markdown(columns: Mapping[str, Mapping[str, Any]], *, baseline: str | None = None) -> list[str]:
     """Markdown lines: a retrieval table and a discrepancy table, one column per entry of ``columns``."""
     labels = list(columns)
@@ -41,7 +50,8 @@ def heldout_markdown(columns: Mapping[str, Mapping[str, Any]], *, baseline: str 
         f"{n} snippets of {first['num_titles']} held-out titles (never trained on; a show's episodes are all held "
         f"out or all trained on). Ranks among all {n} held-out snippets; \"own vs same-title\" is the fraction of the "
         "other snippets of the same title whose pair scores below the own pair. 95% intervals and standard errors "
-        "from a bootstrap over titles" + ("; z = (encoder - " + baseline + ") / combined standard error." if others else "."),
+        "from a bootstrap over titles" + ("; z = (encoder - " + baseline + ") / combined standard error." if others else ".")
+        + small_sample_note("retrieval figures", first["num_titles"], n, retrieval.MIN_TITLES, retrieval.MIN_SNIPPETS),
         "", "| figure | chance | " + " | ".join(labels) + "".join(f" | z ({label})" for label in others) + " |",
         "| --- | ---: |" + " ---: |" * (len(labels) + len(others)),
     ]
@@ -55,7 +65,8 @@ def heldout_markdown(columns: Mapping[str, Mapping[str, Any]], *, baseline: str 
         "", "## Held-out titles: discrepancy measures (paper Eq. 2)", "",
         f"S+ {first['num_S+']}, S- {first['num_S-']}, S!= {first['num_S!=']} scores; estimator: {first['kl_estimator']}. "
         "A KL is 0 when the distributions are equal (its chance level), so an interval that holds 0 means \"not "
-        "resolved from 0\"; a negative estimate prints as 0 with its interval as it is.", "",
+        "resolved from 0\"; a negative estimate prints as 0 with its interval as it is."
+        + small_sample_note("the measures", first["num_titles"], n, discrepancy.MIN_TITLES, discrepancy.MIN_SNIPPETS), "",
         "| measure | " + " | ".join(labels) + " |", "| --- |" + " ---: |" * len(labels),
     ]
     for key in MEASURE_KEYS:

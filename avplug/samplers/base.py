@@ -29,6 +29,8 @@ import numpy as np
 
 from avplug.data.index import TitleRecord
 from avplug.samplers.draws import build_title_draw
+from avplug.samplers.errors import SamplerError
+from avplug.samplers.fit import BatchLayout, batch_fixes, eligible, groups_needed
 
 _log = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ class SnippetSampler:
     yields the remaining local batches of the current epoch, each a list of
     ``cfg.SOLVER.BATCH_SIZE // world_size`` ``(title_id, snippet_index)`` tuples.  An epoch holds
     ``max(1, floor(sum(M_n) / B))`` batches, so an epoch covers about as many snippets as the titles
-    hold, whatever the policy.
+    hold, whatever the policy (a group policy counts only the units it can draw: see
+    :class:`GroupSampler`).
 
     Position: ``set_epoch(e)`` starts epoch ``e`` at batch 0; every batch handed out by the iterator
     advances the position, and iterating again continues from there (an exhausted epoch yields
@@ -59,7 +62,7 @@ class SnippetSampler:
         self.cfg = cfg
         self.titles = tuple(titles)
         if not self.titles:
-            raise ValueError(f"{name}: the catalog holds no titles (check DATA.STORE_DIR / DATA.CATALOG_DIR)")
+            raise SamplerError(f"{name}: the catalog holds no titles (check DATA.STORE_DIR / DATA.CATALOG_DIR)")
         ids = [t.title_id for t in self.titles]
         if len(set(ids)) != len(ids):
             dup = next(i for i, c in Counter(ids).items() if c > 1)
@@ -71,7 +74,7 @@ class SnippetSampler:
             raise ValueError(f"{name}: title {bad!r} has a negative number of snippets")
         self.total_snippets = int(self.num_snippets.sum())
         if self.total_snippets == 0:
-            raise ValueError(f"{name}: the {len(ids)} titles hold no snippets")
+            raise SamplerError(f"{name}: the {len(ids)} titles hold no snippets")
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"{name}: rank {rank} is not in a world of size {world_size}")
         if seed < 0:
@@ -79,7 +82,7 @@ class SnippetSampler:
         self.world_size, self.rank, self.seed = int(world_size), int(rank), int(seed)
         self.batch_size = int(cfg.SOLVER.BATCH_SIZE)
         if self.batch_size < 1 or self.batch_size % self.world_size:
-            raise ValueError(f"{name}: SOLVER.BATCH_SIZE = {self.batch_size} is not divisible by the world size {self.world_size}")
+            raise SamplerError(f"{name}: SOLVER.BATCH_SIZE = {self.batch_size} is not divisible by the world size {self.world_size}")
         self.local_batch_size = self.batch_size // self.world_size
         self.batches_per_epoch = max(1, self.total_snippets // self.batch_size)
         digest = hashlib.sha1()
@@ -233,7 +236,16 @@ class GroupSampler(SnippetSampler):
     ``"skip"`` leaves them out of the draw (listed in ``skipped_units``); ``"cap"`` keeps them with a
     group of ``capacity`` snippets, and then the group that would overflow a rank's batch is drawn
     smaller, to the room left (still distinct snippets within the window).  With ``"skip"`` every
-    group holds exactly k snippets.
+    group holds exactly k snippets.  The skipped units are logged by name (rank 0), and an epoch holds
+    ``max(1, floor(S / B))`` batches where S counts the snippets of the eligible units only
+    (:meth:`unit_snippets`).
+
+    A unit appears at most once per global batch, also in a small catalog: a second group of the same
+    title would put 2k of its snippets in the batch (the hierarchical policy's k would silently become
+    2k for that title, and a snippet could meet itself as a negative).  A batch that may need more
+    distinct eligible units than there are is refused when the sampler is built
+    (:class:`avplug.samplers.errors.SamplerError`, a user error) with the ``SOLVER.BATCH_SIZE``,
+    ``SAMPLER.K`` or ``SAMPLER.SHORT_TITLES`` value that would fit (:mod:`avplug.samplers.fit`).
 
     Layout: ``SAMPLER.SPREAD_GROUPS False`` (default) fills each rank's batch with whole groups
     (``B / W`` must be a multiple of k), so a title's k snippets sit on one rank.  ``True`` fills the
@@ -241,7 +253,8 @@ class GroupSampler(SnippetSampler):
     land on ``min(k, W)`` different ranks.  Either way the global batch holds the same groups.
 
     Subclasses implement :meth:`sample_groups` and, for units other than titles,
-    :meth:`unit_capacity` and :meth:`unit_genres`; :meth:`prepare` runs before those are read.
+    :meth:`unit_capacity`, :meth:`unit_genres`, :meth:`unit_snippets` and :meth:`unit_names`;
+    :meth:`prepare` runs before those are read.
     """
 
     def __init__(self, cfg, titles: Sequence[TitleRecord], *, world_size: int = 1, rank: int = 0, seed: int = 0) -> None:
@@ -250,13 +263,13 @@ class GroupSampler(SnippetSampler):
         self.k, self.window = int(s.K), int(s.WINDOW)
         self.short_titles, self.spread_groups = s.SHORT_TITLES, bool(s.SPREAD_GROUPS)
         if self.k < 1 or self.batch_size % self.k:
-            raise ValueError(f"{name}: SOLVER.BATCH_SIZE = {self.batch_size} must be a multiple of SAMPLER.K = {self.k}")
+            raise SamplerError(f"{name}: SOLVER.BATCH_SIZE = {self.batch_size} must be a multiple of SAMPLER.K = {self.k}")
         if self.window < 0 or 0 < self.window < self.k:
-            raise ValueError(f"{name}: SAMPLER.WINDOW = {self.window} must be >= SAMPLER.K = {self.k}, or 0 for no window")
+            raise SamplerError(f"{name}: SAMPLER.WINDOW = {self.window} must be >= SAMPLER.K = {self.k}, or 0 for no window")
         if self.short_titles not in ("skip", "cap"):
-            raise ValueError(f'{name}: SAMPLER.SHORT_TITLES = {self.short_titles!r} must be "skip" or "cap"')
+            raise SamplerError(f'{name}: SAMPLER.SHORT_TITLES = {self.short_titles!r} must be "skip" or "cap"')
         if not self.spread_groups and self.local_batch_size % self.k:
-            raise ValueError(
+            raise SamplerError(
                 f"{name}: the per-rank batch {self.local_batch_size} (SOLVER.BATCH_SIZE / world size) must hold whole "
                 f"groups of SAMPLER.K = {self.k}, or set SAMPLER.SPREAD_GROUPS True"
             )
@@ -266,38 +279,57 @@ class GroupSampler(SnippetSampler):
         if capacity.ndim != 1 or len(genres) != len(capacity):
             raise ValueError(f"{name}: unit_capacity() and unit_genres() must describe the same units")
         self.unit_capacities = capacity
-        eligible = capacity >= (self.k if self.short_titles == "skip" else 1)
-        self.units = np.flatnonzero(eligible)
-        self.skipped_units = np.flatnonzero(~eligible)
-        if not len(self.units):
-            raise ValueError(
-                f"{name}: no {self.unit_kind()} can give a group ({self.capacity_meaning()} < SAMPLER.K = {self.k} "
-                f"for all {len(capacity)}, SAMPLER.SHORT_TITLES = {self.short_titles!r})"
-            )
+        self.layout = BatchLayout(self.batch_size, self.k, self.window, self.world_size, self.short_titles, self.spread_groups)
+        self.units = eligible(capacity, self.layout)
+        self.skipped_units = np.setdiff1d(np.arange(len(capacity)), self.units)
         self._group_size = np.minimum(capacity, self.k)
-        self.title_draw = build_title_draw(cfg, [genres[u] for u in self.units])
-        self._segments = 1 if self.spread_groups else self.world_size
-        self._segment_len = self.batch_size // self._segments
-        self.max_groups = self._worst_case_groups()
+        self.max_groups = groups_needed(self._group_size[self.units], self.layout) if len(self.units) else 1
         if self.max_groups > len(self.units):
-            raise ValueError(
-                f"{name}: a global batch of SOLVER.BATCH_SIZE = {self.batch_size} may need {self.max_groups} distinct "
-                f"{self.unit_kind()}s (groups of up to SAMPLER.K = {self.k}), but only {len(self.units)} are eligible; "
-                "use a larger SAMPLER.K, a smaller batch or more titles"
-            )
-        if self.rank == 0 and len(self.skipped_units):
+            raise SamplerError(self._too_few_units())
+        self.title_draw = build_title_draw(cfg, [genres[u] for u in self.units])
+        self._segments = self.layout.segments
+        self._segment_len = self.batch_size // self._segments
+        unit_snippets = np.asarray(self.unit_snippets(), dtype=np.int64)
+        if unit_snippets.shape != capacity.shape:
+            raise ValueError(f"{name}: unit_snippets() and unit_capacity() must describe the same units")
+        self.usable_snippets = int(unit_snippets[self.units].sum())
+        self.batches_per_epoch = max(1, self.usable_snippets // self.batch_size)
+        if self.rank == 0:
+            self._log_units()
+
+    def _too_few_units(self) -> str:
+        """The refusal of a batch that needs more distinct units than are eligible, with the settings that fit."""
+        name, kind, total = type(self).__name__, self.unit_kind(), len(self.unit_capacities)
+        short = (f"; {len(self.skipped_units)} of the {total} have {self.capacity_meaning()} < SAMPLER.K = {self.k} "
+                 f"(SAMPLER.SHORT_TITLES {self.short_titles})") if len(self.skipped_units) else ""
+        if not len(self.units):
+            problem = f"no {kind} can give a group ({self.capacity_meaning()} < SAMPLER.K = {self.k} for all {total})"
+        else:
+            problem = (f"a global batch of SOLVER.BATCH_SIZE = {self.batch_size} may need {self.max_groups} distinct "
+                       f"{kind}s (groups of up to SAMPLER.K = {self.k}, each {kind} at most once per batch), but only "
+                       f"{len(self.units)} are eligible{short}")
+        fixes = batch_fixes(self.unit_capacities, self.layout)
+        fix = f"set {fixes[0]}" + (f" (or {', or '.join(fixes[1:])})" if fixes[1:] else "") if fixes else "add titles"
+        return f"{name}: {problem}: {fix}"
+
+    def _log_units(self) -> None:
+        """One line of what the policy uses, and one naming the units it skips (never skipped silently)."""
+        name = type(self).__name__
+        if len(self.skipped_units):
+            names = [str(n) for n in np.asarray(self.unit_names(), dtype=object)[self.skipped_units]]
+            shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
             _log.warning(
                 "%s: %d of %d %ss are skipped, their %s is below SAMPLER.K = %d (SAMPLER.SHORT_TITLES skip; "
-                "'cap' keeps them with smaller groups)", name, len(self.skipped_units), len(capacity), self.unit_kind(),
-                self.capacity_meaning(), self.k,
-            )
-        if self.rank == 0:
-            skipped = f", {len(self.skipped_units)} skipped" if len(self.skipped_units) else ""
-            _log.info(
-                "%s: %d %ss eligible%s, %d snippets, %d batches of %d per epoch; %s",
-                name, len(self.units), self.unit_kind(), skipped, self.total_snippets, self.batches_per_epoch,
-                self.batch_size, self.describe(),
-            )
+                "'cap' keeps them with smaller groups); the epoch counts only the others' snippets: %s",
+                name, len(self.skipped_units), len(self.unit_capacities), self.unit_kind(), self.capacity_meaning(),
+                self.k, shown,
+            )  # fmt: skip
+        skipped = f", {len(self.skipped_units)} skipped" if len(self.skipped_units) else ""
+        _log.info(
+            "%s: %d %ss eligible%s, %d of %d snippets usable, %d batches of %d per epoch; %s",
+            name, len(self.units), self.unit_kind(), skipped, self.usable_snippets, self.total_snippets,
+            self.batches_per_epoch, self.batch_size, self.describe(),
+        )  # fmt: skip
 
     # --- what a group policy implements ------------------------------------------------------
 
@@ -311,6 +343,14 @@ class GroupSampler(SnippetSampler):
     def unit_genres(self) -> Sequence[str]:
         """Per unit, the genre used by the genre-balanced draw (default: the titles' genres)."""
         return [t.genre for t in self.titles]
+
+    def unit_snippets(self) -> np.ndarray:
+        """Per unit, the snippets it covers: an epoch holds the eligible units' snippets (default: titles, M_n)."""
+        return self.num_snippets
+
+    def unit_names(self) -> Sequence[str]:
+        """Per unit, the name that reports give it (default: the title ids)."""
+        return list(self.title_ids)
 
     def unit_kind(self) -> str:
         return "title"
@@ -343,13 +383,6 @@ class GroupSampler(SnippetSampler):
                     return np.array(out, dtype=np.int64)
                 room = self._segment_len
         raise RuntimeError(f"{type(self).__name__}: ran out of {self.unit_kind()}s while filling a batch")
-
-    def _worst_case_groups(self) -> int:
-        """Most groups a global batch can need: each segment filled by the smallest groups."""
-        smallest = np.sort(self._group_size[self.units])
-        filled = np.searchsorted(np.cumsum(smallest), self._segment_len)  # index of the group that fills it
-        per_segment = int(filled) + 1 if filled < len(smallest) else len(smallest) + 1
-        return self._segments * per_segment
 
     def plan_global_batch(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         rng = self.batch_rng(epoch, index)

@@ -71,6 +71,12 @@ class ShowLevelSampler(GroupSampler):
     def unit_genres(self) -> list[str]:
         return [self.titles[self.episodes[start]].genre for start in self.episode_ptr[:-1]]
 
+    def unit_snippets(self) -> np.ndarray:
+        return self.show_snippets
+
+    def unit_names(self) -> list[str]:
+        return self.show_names
+
     def unit_kind(self) -> str:
         return "show"
 

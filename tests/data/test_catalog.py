@@ -26,7 +26,11 @@ REJECTED = {
     "truncated.mp4": "truncated",
     "nomoov.mp4": "corrupt or truncated MP4",
     "notmedia.mp4": "not a media file",
+    "readme.txt": "not a media file extension (.txt)",  # never probed, still accounted for
 }
+
+
+REJECTED_TXT = "not a media file extension (.txt): not probed"
 
 
 def test_every_usable_title_is_cataloged_with_its_snippet_count(demo_catalog, demo_cfg):
@@ -48,7 +52,7 @@ def test_every_usable_title_is_cataloged_with_its_snippet_count(demo_catalog, de
 def test_each_bad_file_is_rejected_with_its_reason(demo_catalog):
     out, _ = demo_catalog
     reasons = {r["path"].rsplit("/", 1)[-1]: r["reason"] for r in load_rejected(str(out))}
-    assert set(reasons) == set(REJECTED)  # readme.txt has no media extension: not even probed
+    assert set(reasons) == set(REJECTED)
     for name, words in REJECTED.items():
         assert words in reasons[name], (name, reasons[name])
 
@@ -72,7 +76,7 @@ def test_list_file_unreadable_paths_and_duplicates(media_dir, tmp_path):
     assert reasons[f"{tmp_path}/gone.mp4"] == "no such file"
     assert "folder" in reasons[str(media_dir)]
     dup = [r for p, r in reasons.items() if p.endswith("timecode.mp4")]
-    assert len(dup) == 1 and "duplicate title_id 'timecode'" in dup[0]
+    assert len(dup) == 1 and "duplicate title_id: 'timecode' is already used by" in dup[0]
 
 
 def test_without_meta_the_title_is_the_file_name(media_dir, tmp_path):
@@ -86,9 +90,12 @@ def test_meta_csv_names_the_titles(media_dir, meta_csv, tmp_path):
     partial = tmp_path / "meta.csv"
     partial.write_text("\n".join(line.replace(f"{media_dir.name}/", f"{media_dir}/") for line in lines[:3]) + "\n")
     result = ingest(str(media_dir), str(tmp_path / "cat"), snippet_seconds=1.6, meta=str(partial), workers=1, progress=False)
-    assert [e["title_id"] for e in result.catalog] == ["sc", "tc"] and result.rejected == []  # the rest: no row
+    assert [e["title_id"] for e in result.catalog] == ["sc", "tc"]
+    reasons = {r["path"].rsplit("/", 1)[-1]: r["reason"] for r in result.rejected}  # the rest: no row
+    unlisted = {"mono48k.mp4", "surround.mp4", *REJECTED} - {"readme.txt"}
+    assert reasons == {**dict.fromkeys(unlisted, "not listed in the meta.csv (not a title)"), "readme.txt": REJECTED_TXT}
     result = ingest("", str(tmp_path / "cat2"), snippet_seconds=1.6, meta=str(meta_csv), workers=1, progress=False)
-    assert len(result.catalog) == 4 and len(result.rejected) == 5  # no --src: every row
+    assert len(result.catalog) == 4 and len(result.rejected) == 5  # no --src: every row, nothing else
 
 
 def test_no_source_and_no_media_are_usage_errors(tmp_path):
@@ -188,7 +195,8 @@ def test_ingest_tool(media_dir, meta_csv, tmp_path, capsys, load_tool):
     rc = main(["--src", str(media_dir), "--meta", str(meta_csv), "--out", str(out), "--cfg", "demo.yaml",
                "--workers", "1", "--no-progress", "DATA.HELDOUT_FRACTION", "0.5"])  # fmt: skip
     assert rc == 0
-    assert "4 titles, 5 rejected" in capsys.readouterr().out
+    assert "4 titles, 6 rejected (1 corrupt or truncated MP4/QuickTime container, 1 no audio stream, 1 not a media file, " \
+        "1 not a media file extension, 1 shorter than one snippet, 1 truncated or corrupt); 2 train / 2 held out" in capsys.readouterr().out
     assert len(load_split(str(out))["heldout"]) == 2
     assert main(["--src", str(tmp_path / "missing"), "--out", str(out), "--no-progress"]) == 2
     assert "neither a folder nor a list file" in capsys.readouterr().err

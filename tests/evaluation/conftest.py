@@ -1,25 +1,7 @@
-"""Tiny real ESC-50 media and a tiny cfg for the protocol tests (the tiny UCF101 layout is suite-wide: tests/conftest.py)."""
+"""Tiny real ESC-50 media and a tiny cfg for the protocol tests (the tiny UCF101 and ESC-50 layouts are suite-wide: tests/conftest.py)."""
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-SOUND_CLASSES = ["dog", "rooster"]  # ESC-50 targets 0 and 1; low tone vs high tone
-AUDIO_RATE, AUDIO_SECONDS = 8000, 1.0
-
-
-def write_wav(path: Path, label: int, seed: int) -> None:
-    import wave
-
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(AUDIO_RATE * AUDIO_SECONDS)) / AUDIO_RATE
-    tone = 300.0 if label == 0 else 2500.0
-    signal = 0.5 * np.sin(2 * np.pi * tone * t) + 0.05 * rng.normal(size=t.size)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(AUDIO_RATE)
-        w.writeframes((signal * 32767).clip(-32768, 32767).astype("<i2").tobytes())
 
 
 @pytest.fixture(autouse=True)
@@ -34,22 +16,9 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def tiny_esc50(tmp_path_factory) -> Path:
-    """ESC-50 layout, 2 classes, 2 clips per class and fold."""
-    root = tmp_path_factory.mktemp("ESC-50-master")
-    (root / "meta").mkdir()
-    (root / "audio").mkdir()
-    rows = ["filename,fold,target,category,esc10,src_file,take"]
-    src = 100000
-    for fold in range(1, 6):
-        for target, category in enumerate(SOUND_CLASSES):
-            for take in "AB":
-                src += 1
-                name = f"{fold}-{src}-{take}-{target}.wav"
-                write_wav(root / "audio" / name, target, seed=src)
-                rows.append(f"{name},{fold},{target},{category},True,{src},{take}")
-    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
-    return root
+def tiny_esc50(tmp_path_factory, esc50_layout) -> Path:
+    """ESC-50 layout, 2 classes, 2 clips per class and fold (1 s at 8 kHz)."""
+    return esc50_layout(tmp_path_factory.mktemp("ESC-50-master"))
 
 
 TINY_OPTS = [

@@ -81,7 +81,7 @@ def test_video_test_set_yields_30_views(tiny_cfg, tmp_path):
     crop = cfg.EVAL.DOWNSTREAM.CROP
     ds = build_clip_dataset(cfg, [("video.avi", 1)], "video", train=False)
     ds._decoder = RecordingDecoder(crop, 40)  # short side already at the test size: no resize
-    ds._durations["video.avi"] = 10.0
+    ds._spans["video.avi"] = (0.0, 10.0)
     item = ds[0]
     x = item["input"]
     assert item["label"] == 1
@@ -99,7 +99,7 @@ def test_audio_test_set_yields_10_views(tiny_cfg, tmp_path):
     cfg = tiny_cfg("ESC50", tmp_path, "EVAL.DOWNSTREAM.NUM_CLIPS", "10", "EVAL.DOWNSTREAM.CLIP_SECONDS", "3.0")
     ds = build_clip_dataset(cfg, [("dog.wav", 0)], "audio", train=False)
     ds._decoder = RecordingDecoder(1, 1)
-    ds._durations["dog.wav"] = 5.0
+    ds._spans["dog.wav"] = (0.0, 5.0)
     x = ds[0]["input"]
     frames = 1 + 3 * cfg.DATA.AUDIO_RATE // cfg.INPUT.AUDIO.HOP
     assert tuple(x.shape) == (10, 1, cfg.INPUT.AUDIO.MEL_BINS, frames)
@@ -110,7 +110,7 @@ def test_training_clips_are_single_random_views(tiny_cfg, tmp_path):
     cfg = tiny_cfg("UCF101", tmp_path)
     ds = build_clip_dataset(cfg, [("video.avi", 0)], "video", train=True)
     ds._decoder = RecordingDecoder(30, 40)
-    ds._durations["video.avi"] = 10.0
+    ds._spans["video.avi"] = (0.0, 10.0)
     torch.manual_seed(0)
     x = torch.stack([ds[0]["input"] for _ in range(8)])
     e = cfg.EVAL.DOWNSTREAM
@@ -120,6 +120,6 @@ def test_training_clips_are_single_random_views(tiny_cfg, tmp_path):
 
     audio = build_clip_dataset(tiny_cfg("ESC50", tmp_path), [("dog.wav", 0)], "audio", train=True)
     audio._decoder = RecordingDecoder(1, 1)
-    audio._durations["dog.wav"] = 5.0
+    audio._spans["dog.wav"] = (0.0, 5.0)
     mel = audio[0]["input"]
     assert mel.shape[0] == 1 and mel.shape[1] == cfg.INPUT.AUDIO.MEL_BINS

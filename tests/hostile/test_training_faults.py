@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from avplug.checksums import CorruptFileError, NoSpaceError
+from avplug.checksums import NoSpaceError
 from avplug.config import load_config
 from avplug.data.dataset import BadSnippetError, PretrainDataset
 from avplug.data.errors import MediaError
@@ -229,7 +229,7 @@ def test_a_corrupt_weights_file_is_one_line_naming_it(tiny_demo, old_run, tmp_pa
     _flip_a_weight_byte(weights)
     with pytest.raises(CheckpointFormatError, match=f"{weights}: corrupt"):
         load_encoders(weights)
-    with pytest.raises(CorruptFileError, match=f"{weights}: corrupt"):  # what tools/evaluate.py --weights reads first
+    with pytest.raises(CheckpointFormatError, match=f"{weights}: corrupt"):  # what tools/evaluate.py --weights reads first
         check_front_end(_cfg(tiny_demo, tmp_path), str(weights), "video")
     line = _one_line_error(_launch(tiny_demo, tmp_path / "new", "MODEL.WEIGHTS", str(weights), "SOLVER.MAX_STEPS", "2"))
     assert f"{weights}: corrupt" in line

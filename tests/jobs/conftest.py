@@ -112,7 +112,8 @@ def train_opts():
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> dict[str, Path]:
-    """A tiny demo corpus (5 titles of 8 s), its catalog and its store from one local preprocess run."""
+    """A tiny demo corpus (6 titles of 8 s: 2 held out, 4 trained on), its catalog and its store from one
+    local preprocess run."""
     from avplug.config import load_config
     from avplug.data.catalog import ingest
     from avplug.data.demo import generate_demo_corpus
@@ -121,7 +122,7 @@ def demo_data(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("jobs-demo")
     cfg = load_config("demo.yaml")
-    generate_demo_corpus(root / "corpus", num_movies=3, num_shows=1, episodes_per_show=2, title_seconds=8.0,
+    generate_demo_corpus(root / "corpus", num_movies=4, num_shows=1, episodes_per_show=2, title_seconds=8.0,
                          downstream=False, broken=False, workers=1, progress=False)
     ingest(str(root / "corpus"), str(root / "catalog"), snippet_seconds=cfg.DATA.SNIPPET_SECONDS,
            meta=str(root / "corpus" / "meta.csv"), heldout_fraction=0.2, seed=0, workers=1, progress=False)

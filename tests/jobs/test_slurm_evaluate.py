@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from avplug.config import load_config
@@ -25,29 +23,9 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def tiny_esc50(tmp_path_factory) -> Path:
+def tiny_esc50(tmp_path_factory, esc50_layout) -> Path:
     """ESC-50 layout: 2 classes (a low and a high tone), 2 clips per class and fold, 1 s at 8 kHz."""
-    root = tmp_path_factory.mktemp("ESC-50-master")
-    (root / "meta").mkdir()
-    (root / "audio").mkdir()
-    rows = ["filename,fold,target,category,esc10,src_file,take"]
-    src, rate = 100000, 8000
-    t = np.arange(rate) / rate
-    for fold in range(1, 6):
-        for target, category in enumerate(["dog", "rooster"]):
-            for take in "AB":
-                src += 1
-                name = f"{fold}-{src}-{take}-{target}.wav"
-                signal = 0.5 * np.sin(2 * np.pi * (300.0 if target == 0 else 2500.0) * t)
-                signal += 0.05 * np.random.default_rng(src).normal(size=t.size)
-                with wave.open(str(root / "audio" / name), "wb") as w:
-                    w.setnchannels(1)
-                    w.setsampwidth(2)
-                    w.setframerate(rate)
-                    w.writeframes((signal * 32767).clip(-32768, 32767).astype("<i2").tobytes())
-                rows.append(f"{name},{fold},{target},{category},True,{src},{take}")
-    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
-    return root
+    return esc50_layout(tmp_path_factory.mktemp("ESC-50-master"))
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -85,7 +85,7 @@ def test_batches_are_json_lines_per_rank_and_match_the_global_batch(repo_root, c
         (["--synthetic-titles", "60", "--world-size", "2", "--rank", "2"], "rank 2"),
         (["--synthetic-titles", "60", "SAMPLER.K", "5"], "SAMPLER.K"),
         (["SAMPLER.K", "4", "DATA.STORE_DIR", "/nonexistent/store"], "--synthetic-titles"),
-        (["--synthetic-titles", "3", "SAMPLER.K", "4"], "eligible"),
+        (["--synthetic-titles", "3", "SAMPLER.K", "4"], "may need 8 distinct titles (groups of up to SAMPLER.K = 4, each title at most once per batch), but only 3 are eligible: set SOLVER.BATCH_SIZE 12 (or SAMPLER.K 16)"),
     ],
     ids=["rank", "k", "store", "catalog"],
 )

@@ -75,7 +75,16 @@ def test_group_policies_make_well_formed_disjoint_batches(make_cfg, world, title
     k, w, batch = opts["SAMPLER.K"], opts["SAMPLER.WINDOW"], opts["SOLVER.BATCH_SIZE"]
     local = batch // world_size
     first = samplers[0]
-    assert len(first) == max(1, sum(t.num_snippets for t in titles) // batch)
+    scenes = {t.title_id: t.scenes() for t in titles}
+    capacity = {  # what each policy can draw from a title: its snippets, longest scene or scenes
+        "HierarchicalSampler": lambda t: t.num_snippets,
+        "SceneAwareSampler": lambda t: (max(e - s for s, e in scenes[t.title_id]) if opts.get("SAMPLER.SCENE_MODE", "one_scene")
+                                        == "one_scene" else len(scenes[t.title_id])) if t.num_snippets else 0,
+    }[opts["SAMPLER.NAME"]]
+    need = k if opts["SAMPLER.SHORT_TITLES"] == "skip" else 1
+    usable = [t for t in titles if capacity(t) >= need]
+    assert [first.title_ids[u] for u in first.units] == [t.title_id for t in usable]
+    assert len(first) == max(1, sum(t.num_snippets for t in usable) // batch)  # the epoch counts usable titles only
     index = data.draw(st.integers(0, len(first) - 1), label="batch")
     ranks = [s.local_batch(index) for s in samplers]
     assert all(len(r) == local for r in ranks)

@@ -15,8 +15,10 @@ timestamps in seconds, which start at 0 for most files and for every store file)
 - ``read_audio(path, start_s, duration_s, sample_rate)`` returns ``round(duration_s *
   sample_rate)`` mono samples, ``float32``, sample ``j`` at ``start_s + j / sample_rate``.  Every
   channel layout is accepted and down-mixed as the mean of its channels; any sample rate is
-  resampled.  Parts of the window outside the audio are zeros; a window entirely past the end is
-  an error.
+  resampled.  Every decoded frame is placed at its own timestamp
+  (:mod:`~avplug.data.decoders.resampling`): audio overlapping earlier audio is dropped, missing
+  audio is silence, as are parts of the window outside the audio; a window entirely past the end
+  is an error.
 
 Failures raise :class:`avplug.data.errors.MediaError` naming the file; a decoder whose library
 is missing raises ``ImportError`` when constructed.  The package:
@@ -24,6 +26,8 @@ is missing raises ``ImportError`` when constructed.  The package:
 - :mod:`~avplug.data.decoders.media`: opening files, streams, timestamps, request checks;
 - :mod:`~avplug.data.decoders.probing`: a file's header (:func:`~avplug.data.decoders.probing.probe`)
   and its decodable extent (truncated files);
+- :mod:`~avplug.data.decoders.timeline`: one title timeline for every stream across clock jumps
+  (spliced files; the store writer and ingest's packet scan use it);
 - :mod:`~avplug.data.decoders.resampling`: mono resampling and placing audio by timestamp;
 - :mod:`~avplug.data.decoders.pyav_decoder` (``"pyav"``, always available) and
   :mod:`~avplug.data.decoders.torchcodec_decoder` (``"torchcodec"``, optional): the decoders.

@@ -1,5 +1,6 @@
-"""What a media file holds: its header (:func:`probe`) and how far it really decodes
-(:func:`decodable_extent`, which catches truncated files).  Ingest catalogs both."""
+"""What a media file holds: its header (:func:`probe`), how far it really decodes
+(:func:`decodable_extent`, which catches truncated files) and how its timestamps run
+(:func:`scan_timestamps`, which finds spliced files).  Ingest catalogs all three."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 import av
 
 from avplug.data.decoders.media import best_stream, frame_time, open_media, seek_timestamp
+from avplug.data.decoders.timeline import Timeline
 from avplug.data.errors import MediaError
 
 
@@ -186,3 +188,57 @@ def _decode_to_end(container, stream, target: float, fps: float, limit: int = 0)
     except (av.error.FFmpegError, EOFError):
         pass  # a truncated tail: what decoded so far is the extent
     return end
+
+# Timestamp steps up to this (seconds) are rounding (e.g. millisecond timestamps of a 48 kHz
+# stream); a larger one is half an AAC frame or more of overlap or gap.
+SPLICE_STEP_S = 0.01
+
+
+@dataclass(frozen=True)
+class TimestampScan:
+    """How the timestamps of a file's video and best audio stream run, packet by packet.
+
+    ``largest_step_s`` is the largest distance (seconds) between a packet's timestamp and where
+    the previous packet of its stream ended, in either stream: about 0 for a file written in one
+    go, a codec frame (~0.02 s) at the joins of parts concatenated with ``-c copy``, the jump
+    itself where the clock restarts.  ``clock_jumps`` counts the steps the
+    :class:`~avplug.data.decoders.timeline.Timeline` maps away, and ``end_s`` is where the
+    earlier-ending stream ends on that jump-free title timeline.
+    """
+
+    largest_step_s: float
+    clock_jumps: int
+    end_s: float
+
+
+def scan_timestamps(path: str | os.PathLike) -> TimestampScan:
+    """Demux (no decoding) every packet of ``path``'s video and best audio stream into a
+    :class:`TimestampScan`; packets are taken in decoding order (``dts``)."""
+    with open_media(path) as c:
+        streams = [best_stream(c, "video", path)] + ([best_stream(c, "audio", path)] if c.streams.audio else [])
+        codec_frame = {s.index: _codec_frame_s(s) for s in streams}
+        timeline, ends = Timeline(), {}
+        try:
+            for packet in c.demux(streams):
+                t = packet.dts if packet.dts is not None else packet.pts
+                if t is None or not packet.size:
+                    continue
+                tb = packet.time_base
+                # an audio packet decodes to a whole codec frame even when a splice trimmed its duration
+                duration = codec_frame[packet.stream.index]
+                if packet.duration and (packet.stream.type == "video" or not duration):
+                    duration = float(packet.duration * tb)
+                title = timeline.place(packet.stream.index, float(t * tb), duration)
+                ends[packet.stream.index] = max(ends.get(packet.stream.index, title), title + duration)
+        except (av.error.FFmpegError, EOFError):
+            pass  # a damaged tail: the scan covers what demuxes (decodable_extent judges the damage)
+    return TimestampScan(round(timeline.largest_step_s, 6), timeline.clock_jumps, min(ends.values(), default=0.0))
+
+
+def _codec_frame_s(stream) -> float:
+    """Seconds one packet of ``stream`` decodes to, when the codec fixes it (0.0 if not)."""
+    if stream.type == "audio":
+        cc = stream.codec_context
+        return cc.frame_size / cc.sample_rate if cc.frame_size and cc.sample_rate else 0.0
+    rate = stream.average_rate or stream.guessed_rate
+    return 1.0 / float(rate) if rate else 0.0

@@ -167,32 +167,42 @@ class PyAVDecoder:
 
     def read_audio(self, path: str | os.PathLike, start_s: float, duration_s: float, sample_rate: int) -> torch.Tensor:
         """``float32 [round(duration_s * sample_rate)]`` mono samples starting at ``start_s``."""
-        out = audio_window(path, start_s, duration_s, sample_rate)
-        with open_media(path) as c:
-            stream = best_stream(c, "audio", path)
-            self._setup(stream)
-            seek_to = start_s - AUDIO_PREROLL_S
-            if stream.start_time is None or seek_to > float(stream.start_time * stream.time_base):
-                try:
-                    c.seek(math.floor(seek_to / stream.time_base), stream=stream)
-                except av.error.FFmpegError as exc:
-                    raise MediaError(path, f"cannot seek to {start_s:.3f} s (FFmpeg: {ffmpeg_message(exc)})") from exc
-            resampler = MonoResampler(sample_rate)
-            placer = AudioPlacer(out, start_s, sample_rate)
-            going = True
+        return read_audio_by_timestamps(path, start_s, duration_s, sample_rate, self.threads)
+
+
+def read_audio_by_timestamps(
+    path: str | os.PathLike, start_s: float, duration_s: float, sample_rate: int, threads: int = 1
+) -> torch.Tensor:
+    """The ``read_audio`` of the decoder contract with PyAV: every decoded frame placed at its own
+    timestamp (:mod:`~avplug.data.decoders.resampling`), so overlapping frames are trimmed and
+    missing ones leave silence.  A file whose clock jumps has no single timeline to seek on:
+    the window is read on the timestamps found after the seek (the store maps jumps away)."""
+    out = audio_window(path, start_s, duration_s, sample_rate)
+    with open_media(path) as c:
+        stream = best_stream(c, "audio", path)
+        stream.codec_context.thread_count = threads
+        seek_to = start_s - AUDIO_PREROLL_S
+        if stream.start_time is None or seek_to > float(stream.start_time * stream.time_base):
             try:
-                for frame in c.decode(stream):
-                    chunks = resampler.feed(frame, stream)
-                    going = placer.add(resampler.first_time, chunks)
-                    if not going:
-                        break
+                c.seek(math.floor(seek_to / stream.time_base), stream=stream)
             except av.error.FFmpegError as exc:
-                raise MediaError(path, f"cannot decode audio (FFmpeg: {ffmpeg_message(exc)})") from exc
-            if going and resampler.first_time is not None:
-                placer.add(resampler.first_time, resampler.flush())
-        if placer.written == 0 and len(out):
-            raise MediaError(path, f"no audio in [{start_s:.3f}, {start_s + duration_s:.3f}) s (past the end?)")
-        return torch.from_numpy(out)
+                raise MediaError(path, f"cannot seek to {start_s:.3f} s (FFmpeg: {ffmpeg_message(exc)})") from exc
+        resampler = MonoResampler(sample_rate)
+        placer = AudioPlacer(out, start_s, sample_rate)
+        time_base = float(stream.time_base)  # frame_time() without a Fraction per frame
+        going = True
+        try:
+            for frame in c.decode(stream):
+                going = placer.add(resampler.feed(frame, None if frame.pts is None else frame.pts * time_base))
+                if not going:
+                    break
+        except av.error.FFmpegError as exc:
+            raise MediaError(path, f"cannot decode audio (FFmpeg: {ffmpeg_message(exc)})") from exc
+        if going:
+            placer.add(resampler.flush())
+    if placer.written == 0 and len(out):
+        raise MediaError(path, f"no audio in [{start_s:.3f}, {start_s + duration_s:.3f}) s (past the end?)")
+    return torch.from_numpy(out)
 
 
 @DECODERS.register()

@@ -1,5 +1,5 @@
-"""The ``"torchcodec"`` decoder: torchcodec on the system FFmpeg libraries (contract in
-:mod:`avplug.data.decoders`).  Optional: constructing it raises ``ImportError`` saying what is
+"""The ``"torchcodec"`` decoder: video by torchcodec on the system FFmpeg libraries, audio by
+PyAV placed by its timestamps (contract in :mod:`avplug.data.decoders`).  Optional: constructing it raises ``ImportError`` saying what is
 missing when torchcodec or those libraries are; :func:`torchcodec_available` asks first."""
 from __future__ import annotations
 
@@ -11,22 +11,22 @@ import numpy as np
 import torch
 
 from avplug.data.decoders.media import TIME_EPS, clip_starts, local_path
-from avplug.data.decoders.resampling import AUDIO_PREROLL_S, AudioPlacer, audio_window
+from avplug.data.decoders.pyav_decoder import read_audio_by_timestamps
 from avplug.data.errors import MediaError
 from registry import DECODERS
 
 
 def _import_torchcodec():
-    """torchcodec's decoders, or ``ImportError`` saying what is missing."""
+    """torchcodec's video decoder, or ``ImportError`` saying what is missing."""
     try:
-        from torchcodec.decoders import AudioDecoder, VideoDecoder
+        from torchcodec.decoders import VideoDecoder
     except Exception as exc:  # a missing FFmpeg raises RuntimeError/OSError while loading
         raise ImportError(
             "the 'torchcodec' decoder needs the torchcodec package (pip install 'avplug[torchcodec]') "
             "and FFmpeg shared libraries it supports on the library path (Debian: apt-get install ffmpeg); "
             f"importing it failed with {type(exc).__name__}: {exc}. Use DATA.DECODER pyav instead."
         ) from exc
-    return VideoDecoder, AudioDecoder
+    return VideoDecoder
 
 
 class TorchCodecDecoder:
@@ -35,7 +35,7 @@ class TorchCodecDecoder:
     "exact" (scans the file's packets when opened)."""
 
     def __init__(self, seek_mode: str = "approximate", threads: int = 1) -> None:
-        self._video_cls, self._audio_cls = _import_torchcodec()
+        self._video_cls = _import_torchcodec()
         if seek_mode not in ("approximate", "exact"):
             raise ValueError(f"seek_mode must be 'approximate' or 'exact', got {seek_mode!r}")
         self.seek_mode, self.threads = seek_mode, int(threads)
@@ -72,28 +72,14 @@ class TorchCodecDecoder:
         return self.read_video_clips(path, [start_s], num_frames, fps)[0]
 
     def read_audio(self, path: str | os.PathLike, start_s: float, duration_s: float, sample_rate: int) -> torch.Tensor:
-        """Same as :meth:`~avplug.data.decoders.pyav_decoder.PyAVDecoder.read_audio`."""
-        out = audio_window(path, start_s, duration_s, sample_rate)
-        local = _checked_local(path)
-        try:
-            dec = self._audio_cls(local, sample_rate=int(sample_rate))
-        except (RuntimeError, ValueError) as exc:
-            reason = "has no audio stream" if "audio" in str(exc).lower() and "stream" in str(exc).lower() else f"cannot open the audio (torchcodec: {exc})"
-            raise MediaError(path, reason) from exc
-        md = dec.metadata
-        begin = float(md.begin_stream_seconds_from_header or 0.0)
-        lo = max(start_s - AUDIO_PREROLL_S, begin)  # the resampler settles before the window
-        hi = start_s + duration_s
-        try:
-            samples = dec.get_samples_played_in_range(lo, hi)
-        except (RuntimeError, ValueError, IndexError) as exc:
-            raise MediaError(path, f"no audio in [{start_s:.3f}, {hi:.3f}) s (torchcodec: {exc})") from exc
-        x = samples.data.mean(dim=0).numpy().astype(np.float32, copy=False)
-        placer = AudioPlacer(out, start_s, sample_rate)
-        placer.add(float(samples.pts_seconds), [(0, x)])
-        if placer.written == 0 and len(out):
-            raise MediaError(path, f"no audio in [{start_s:.3f}, {hi:.3f}) s (past the end?)")
-        return torch.from_numpy(out)
+        """Same as :meth:`~avplug.data.decoders.pyav_decoder.PyAVDecoder.read_audio`, by PyAV.
+
+        torchcodec's ``AudioDecoder`` returns the decoded frames of a range joined end to end
+        with the first one's time: no per-frame timestamps, so overlapping or missing frames
+        (files joined with ``-c copy``, dropped packets) would shift everything after them.
+        Audio is placed by its timestamps here, so it is read with PyAV (always installed).
+        """
+        return read_audio_by_timestamps(path, start_s, duration_s, sample_rate, self.threads)
 
 
 def _checked_local(path) -> str:

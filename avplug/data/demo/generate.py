@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from tqdm import tqdm
 from avplug.data.demo.layouts import write_sidecars
 from avplug.data.demo.plan import DOWNSTREAM_FPS, DOWNSTREAM_SECONDS, plan_demo_corpus
 from avplug.data.demo.render import render_task
-from avplug.resources import available_cpus, pool_context
+from avplug.resources import available_cpus, process_pool
 
 __all__ = ["DemoCorpus", "generate_demo_corpus"]
 
@@ -83,7 +83,7 @@ def _run_tasks(root: Path, tasks: list, workers: int, progress: bool) -> None:
                 render_task(str(root), kind, items, content)
                 bar.update(len(items))
             return
-        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+        with process_pool(workers) as pool:
             futures = {pool.submit(render_task, str(root), kind, items, content): len(items)
                        for kind, items, content, _ in tasks}
             for future in as_completed(futures):
