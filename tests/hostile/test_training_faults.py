@@ -24,7 +24,7 @@ import torch
 from avplug.checksums import NoSpaceError
 from avplug.config import load_config
 from avplug.data.dataset import BadSnippetError, PretrainDataset
-from avplug.data.errors import MediaError
+from avplug.data.errors import MediaError, StoreError
 from avplug.data.store import SnippetStore
 from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.metrics import MetricsWriter, read_metrics
@@ -354,7 +354,7 @@ def test_a_bad_snippet_is_named_and_replaced_by_a_nearby_readable_one(broken_sto
         try:
             store.read_video("movie_00", [index])
             readable.append(index)
-        except MediaError:
+        except (MediaError, StoreError):  # StoreError naming the file since the store reader checks what it reads
             pass
     assert 0 in readable and 6 not in readable  # the cut video: its first snippets decode, its last does not
     samples = dataset.__getitems__(keys)
