@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import torch
 
 from avplug import pipeline
+from avplug.checksums import load_torch_file
 from avplug.config import load_config
 from avplug.engine.launch import launch_local
 from avplug.engine.metrics import plot_heldout_curve, read_metrics
@@ -64,7 +65,7 @@ def heldout_figures(cfg, weights: str | None, plot: Path) -> dict[str, Any]:
     torch.manual_seed(cfg.SEED)
     model = build_model(cfg)
     if weights:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
+        model.load_state_dict(load_torch_file(weights)["model"])
     model.eval()
     return evaluate_discrepancy(cfg, model, torch.device("cpu"), plot_path=plot)
 

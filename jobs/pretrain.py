@@ -7,9 +7,12 @@ streams rank 0's log.
 
 :class:`PretrainJob` is a ``submitit.helpers.Checkpointable``.  On a preemption or time-out
 signal submitit calls :meth:`PretrainJob.checkpoint` on rank 0, which returns a *fresh* job
-for the same cfg (``resume=True``): the requeued job reloads everything from the last periodic
+for the same cfg that resumes: the requeued job reloads everything from the last periodic
 checkpoint in ``OUTPUT_DIR`` (model, optimizer, sampler position, RNG), not from pickled Python
-state.  The engine writes those checkpoints every ``SOLVER.CHECKPOINT_PERIOD`` steps, so a
+state.  Its cfg is the one its own checkpoints store, so the config comparison of a resume
+(:mod:`avplug.engine.run_dir`) passes; a job started with ``--resume`` keeps that mode when
+requeued (it may not have written a checkpoint of its own yet).  The previous task's death
+released the OUTPUT_DIR lock.  The engine writes those checkpoints every ``SOLVER.CHECKPOINT_PERIOD`` steps, so a
 preempted run loses at most the steps since the last one and otherwise finishes exactly as an
 uninterrupted run would.
 """
@@ -24,6 +27,7 @@ import submitit
 from fvcore.common.config import CfgNode
 
 from avplug.config import validate_cfg, write_config
+from avplug.engine.run_dir import prepare_submission, resume_from_flags
 from jobs import slurm, snapshot
 
 _log = logging.getLogger("avplug.jobs")
@@ -32,12 +36,13 @@ _log = logging.getLogger("avplug.jobs")
 class PretrainJob(submitit.helpers.Checkpointable):
     """One rank of pretraining: Slurm environment -> torch.distributed -> ``run_pretraining``.
 
-    ``cfg`` is the frozen, resolved cfg (OUTPUT_DIR absolute).  ``resume=False`` ignores
-    checkpoints already in OUTPUT_DIR on the first start only; a requeued copy always resumes.
+    ``cfg`` is the frozen, resolved cfg (OUTPUT_DIR absolute).  ``resume``: True (continue a
+    matching checkpoint, refuse one with another config), "force" (``--resume``) or False (start
+    over, the previous run set aside) on the first start only; a requeued copy always resumes.
     Returns the engine's summary dict on every rank.
     """
 
-    def __init__(self, cfg: CfgNode, *, resume: bool = True) -> None:
+    def __init__(self, cfg: CfgNode, *, resume: bool | str = True) -> None:
         self.cfg = cfg
         self.resume = resume
 
@@ -60,7 +65,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """A fresh job for the same cfg that resumes from OUTPUT_DIR's last checkpoint."""
         _log.info("preempted or timed out: requeueing; the next start resumes from %s", self.cfg.OUTPUT_DIR)
-        return submitit.helpers.DelayedSubmission(PretrainJob(self.cfg, resume=True))
+        return submitit.helpers.DelayedSubmission(PretrainJob(self.cfg, resume="force" if self.resume == "force" else True))
 
 
 def _resolved_cfg(cfg: CfgNode, opts: slurm.SlurmOptions, nodes: int, procs: int) -> CfgNode:
@@ -90,8 +95,10 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
     """Submit pretraining for ``cfg`` as one Slurm job; returns the submitit job (None on --dry-run).
 
     Reads from ``args``: the flags of :func:`jobs.slurm.add_slurm_args`, ``nodes`` (else LAUNCH.NODES),
-    ``dry_run``, ``wait`` and ``no_resume`` (a fresh start that ignores checkpoints already in
-    OUTPUT_DIR; a requeued job always resumes from its own).  With ``--wait`` it follows the job
+    ``dry_run``, ``wait``, ``resume`` and ``no_resume`` (:func:`avplug.engine.run_dir.resume_from_flags`; a requeued job
+    always resumes from its own checkpoints).  A live run holding OUTPUT_DIR, or a resume whose
+    config differs, is refused here, before anything is written or queued
+    (:func:`avplug.engine.run_dir.prepare_submission`).  With ``--wait`` it follows the job
     and raises :class:`jobs.slurm.SlurmError` if it fails.
     """
     opts = slurm.resolve_slurm_options(cfg, args)
@@ -111,12 +118,13 @@ def submit_pretraining(cfg: CfgNode, args: argparse.Namespace):
         print(slurm.sbatch_script(folder, params))
         return None
 
+    prepare_submission(out, run_cfg, resume_from_flags(args))
     code = snapshot.snapshot_code(out)
     params = slurm.sbatch_parameters(opts, nodes=nodes, ntasks_per_node=procs, setup=_task_setup(code))
     write_config(run_cfg, out)
     executor = slurm.make_executor(folder, params, max_requeues=opts.max_requeues)
     with slurm.sbatch_errors(f"the pretraining job ({nodes} node(s) x {procs} task(s))"):
-        job = executor.submit(PretrainJob(run_cfg, resume=not getattr(args, "no_resume", False)))
+        job = executor.submit(PretrainJob(run_cfg, resume=resume_from_flags(args)))
     print(
         f"submitted Slurm job {job.job_id}: {nodes} node(s) x {procs} task(s) = world size {world}\n"
         f"  output: {out}\n  logs:   {job.paths.folder}\n  code:   {code}",

@@ -4,7 +4,8 @@
 
 Reads the torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), builds
 the cfg for that world size, and runs ``avplug.engine.train.run_pretraining``, resuming from
-OUTPUT_DIR's last checkpoint unless ``--no-resume`` (so a restarted or requeued app carries on).
+OUTPUT_DIR's last checkpoint when its config matches (so a restarted or requeued app carries on);
+``--resume`` continues it despite config changes, ``--no-resume`` starts over (:mod:`avplug.engine.run_dir`).
 Rank 0 prints the summary as one JSON line on stdout.  Exit status 2 on a bad cfg.
 """
 from __future__ import annotations
@@ -20,15 +21,18 @@ from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_c
 @exits_on_config_error("jobs.pretrain_main")
 def main(argv: list[str] | None = None) -> int:
     parser = default_argument_parser("One rank of avplug pretraining under torchrun / TorchX.")
-    parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in OUTPUT_DIR")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue OUTPUT_DIR's checkpoint even if its config differs")
+    resume.add_argument("--no-resume", action="store_true", help="start over; the previous run moves to OUTPUT_DIR/previous_runs/")
     args = parser.parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cfg = cfg_from_args(args, world_size=world)
     from avplug.engine import distributed as du
+    from avplug.engine.run_dir import resume_from_flags
     from avplug.engine.train import run_pretraining
 
     try:
-        summary = run_pretraining(cfg, resume=not args.no_resume)
+        summary = run_pretraining(cfg, resume=resume_from_flags(args))
     finally:
         du.destroy()
     if int(os.environ.get("RANK", "0")) == 0:

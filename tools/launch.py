@@ -17,6 +17,7 @@ from avplug.builtin_plugins import setup_plugins
 from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
 from avplug.engine.launch import default_num_procs, launch_local
 from avplug.engine.log import setup_logging
+from avplug.engine.run_dir import resume_from_flags
 from jobs import pretrain, slurm
 
 
@@ -27,7 +28,11 @@ def build_parser():
     parser.add_argument("--slurm", action="store_true", help="submit through submitit instead of running here")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and what would be launched, then exit")
     parser.add_argument("--list-plugins", action="store_true", help="print every registry and its registered names, then exit")
-    parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in OUTPUT_DIR")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue OUTPUT_DIR's checkpoint even if its config differs (each changed key is logged)")
+    resume.add_argument("--no-resume", action="store_true",
+                        help="start over; the previous run's files in OUTPUT_DIR move to OUTPUT_DIR/previous_runs/<date-time>/")
     slurm.add_slurm_args(parser)
     return parser
 
@@ -78,7 +83,7 @@ def main(argv=None) -> int:
         print(f"# would run pretraining here: {procs} process(es) on 1 node, world size {world}, output in {cfg.OUTPUT_DIR}")
         return 0
     setup_logging(cfg.OUTPUT_DIR)
-    summary = launch_local(cfg, procs, resume=not args.no_resume)
+    summary = launch_local(cfg, procs, resume=resume_from_flags(args))
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 from fvcore.common.config import CfgNode
 
 from avplug.config.config import load_config
-from avplug.config.errors import ConfigError
+from avplug.errors import UserError
 
 
 def default_argument_parser(description: str, *, cfg_required: bool = True) -> argparse.ArgumentParser:
@@ -28,15 +28,16 @@ def cfg_from_args(args: argparse.Namespace, *, world_size: int | None = None, ex
 
 
 def exits_on_config_error(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Decorate a tool's ``main``: a :class:`ConfigError` it raises becomes one ``prog: message``
-    line on stderr and the return value (exit status) 2, instead of a traceback."""
+    """Decorate a tool's ``main``: a :class:`avplug.errors.UserError` (a config error, a
+    checkpoint, lock or data error, ...) it raises becomes one ``prog: message`` line on stderr and
+    the return value (exit status) 2, instead of a traceback."""
 
     def decorate(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def guarded(*args, **kwargs) -> int:
             try:
                 return main(*args, **kwargs)
-            except ConfigError as exc:
+            except UserError as exc:
                 print(f"{prog}: {exc}", file=sys.stderr)
                 return 2
 

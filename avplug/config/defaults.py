@@ -51,6 +51,14 @@ _C.DATA.AUDIO_RATE = 48000
 _C.DATA.DECODER = "pyav"
 # DataLoader worker processes per rank.
 _C.DATA.NUM_WORKERS = 4
+# A snippet that cannot be read (corrupt or truncated video, missing audio) or whose audio is not
+# finite: "skip" replaces it by a nearby readable snippet, logs its file and counts it in
+# metrics.jsonl; "stop" ends the run naming it.  Skip is the default: one bad file in a large
+# catalog should not cost a multi-day run, and the cap below still stops a broken store early.
+_C.DATA.BAD_SNIPPETS = "skip"
+# With "skip", the run stops (naming the files) once more than this fraction of the training
+# snippets were bad (1%: a few broken titles pass; a store that is broken throughout does not).
+_C.DATA.MAX_BAD_FRACTION = 0.01
 # Processes used by ingest / preprocess on one machine (0: all cores).
 _C.DATA.PREPROCESS_WORKERS = 0
 

@@ -25,6 +25,10 @@ def _check_data(d: CfgNode) -> None:
         _fail("DATA.STORE_SHORT_SIDE", d.STORE_SHORT_SIDE, "must be positive")
     if d.AUDIO_RATE < 8000:
         _fail("DATA.AUDIO_RATE", d.AUDIO_RATE, "must be at least 8000 Hz")
+    if d.BAD_SNIPPETS not in ("skip", "stop"):
+        _fail("DATA.BAD_SNIPPETS", d.BAD_SNIPPETS, 'must be "skip" or "stop"')
+    if not 0.0 <= d.MAX_BAD_FRACTION <= 1.0:
+        _fail("DATA.MAX_BAD_FRACTION", d.MAX_BAD_FRACTION, "must be in [0, 1]")
 
 
 def _check_input(v: CfgNode, a: CfgNode) -> None:

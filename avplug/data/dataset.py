@@ -12,6 +12,22 @@ Augmentation is reproducible: each sample's random parameters come from a genera
 global RNG, so the same batch gets the same augmentation whatever the number of workers, and a job
 killed and resumed at a step reproduces the uninterrupted job's batches.  The loader tags every pair
 with the sampler's epoch so that persistent workers see it.
+
+Bad snippets never abort a batch here.  A snippet whose read fails (:class:`StoreError`,
+:class:`MediaError`, ``ValueError``, ``OSError``: a truncated or corrupt video, a missing or short
+audio file) or whose audio holds a non-finite sample is replaced by a *substitute*: the nearest
+readable snippet of the same title not already in the batch (index + 1, - 1, + 2, ...), else one of
+the next titles in id order (:meth:`PretrainDataset._substitute_candidates`, at most
+:data:`SUBSTITUTE_TRIES` reads).  The substitute depends only on the
+key and the store, so batches stay the same size (every rank of Eq. 1 holds the same number of
+rows, and the sampler's accounting of batches and exact resume are untouched) and reproduce
+exactly after a resume, with or without loader workers.  The sample carries ``bad``: the triple
+``(title_id, snippet_index, why)`` of the snippet it replaces, ``why`` one line naming the file;
+:func:`collate_snippets` gathers them as the batch's
+``bad_snippets`` and the trainer applies ``DATA.BAD_SNIPPETS`` (skip, counted and capped, or stop)
+in the main process, where a one-line error can be raised (an exception raised inside a worker
+reaches the main process as a multi-line traceback).  When no substitute is readable the batch
+fails with :class:`BadSnippetError`.
 """
 from __future__ import annotations
 
@@ -27,15 +43,24 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from avplug.data.errors import StoreError
+from avplug.data.errors import MediaError, StoreError
 from avplug.data.index import TitleRecord
 from avplug.data.transforms import (
     PretrainTransform,
     build_pretrain_transform,
     stack_params,
 )
+from avplug.errors import UserError
 
 _log = logging.getLogger(__name__)
+READ_ERRORS = (StoreError, MediaError, ValueError, OSError, EOFError)
+SUBSTITUTE_TRIES = 32
+SAME_TITLE_TRIES = 8
+OTHER_TITLE_TRIES = 4
+
+
+class BadSnippetError(UserError, RuntimeError):
+    """Bad snippets of the store that training may not skip; the message names their files."""
 
 
 def augmentation_seed(seed: int, title_id: str, snippet_index: int, epoch: int) -> int:
@@ -90,27 +115,76 @@ class PretrainDataset(Dataset):
         return self.__getitems__([key])[0]
 
     def __getitems__(self, keys: Sequence[tuple]) -> list[dict[str, Any]]:
-        """The samples of ``keys`` in that order; each title is read with one store call per modality."""
+        """The samples of ``keys`` in that order; each title is read with one store call per modality.
+
+        A bad snippet comes back as its substitute's sample with ``bad`` set (see the module docstring)."""
         parsed = [self._parse(key) for key in keys]
         by_title: dict[str, list[int]] = defaultdict(list)
         for position, (title_id, _, _) in enumerate(parsed):
             by_title[title_id].append(position)
         samples: list[dict[str, Any] | None] = [None] * len(parsed)
+        in_batch = {(title_id, index) for title_id, index, _ in parsed}
         for title_id, positions in by_title.items():
-            wanted = sorted({parsed[p][1] for p in positions})
+            clips = self._read_snippets(title_id, sorted({parsed[p][1] for p in positions}))
+            for p in positions:
+                _, index, epoch = parsed[p]
+                clip = clips[index]
+                if isinstance(clip, str):
+                    samples[p] = self._substitute(title_id, index, epoch, clip, in_batch)
+                else:
+                    samples[p] = self._sample(title_id, index, epoch, *clip)
+        return samples  # type: ignore[return-value]
+
+    def _read_snippets(self, title_id: str, wanted: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor] | str]:
+        """``index -> (frames, waveform)`` for the readable snippets of ``wanted``, ``index -> why`` for the bad ones."""
+        try:
             video = self.store.read_video(title_id, wanted, decoder=self.decoder)
             audio = self.store.read_audio(title_id, wanted)
             if video.shape[0] != len(wanted) or audio.shape[0] != len(wanted):
-                raise StoreError(
-                    getattr(self.store, "root", "?"),
-                    f"title {title_id!r}: asked for {len(wanted)} snippets, got video {tuple(video.shape)} "
-                    f"and audio {tuple(audio.shape)}",
-                )
-            row = {index: r for r, index in enumerate(wanted)}
-            for p in positions:
-                _, index, epoch = parsed[p]
-                samples[p] = self._sample(title_id, index, epoch, video[row[index]], audio[row[index]])
-        return samples  # type: ignore[return-value]
+                raise StoreError(getattr(self.store, "root", "?"), f"title {title_id!r}: asked for {len(wanted)} snippets, "
+                                 f"got video {tuple(video.shape)} and audio {tuple(audio.shape)}")
+        except READ_ERRORS as exc:
+            if len(wanted) == 1:
+                return {wanted[0]: " ".join(f"{type(exc).__name__}: {exc}".split())}  # one line
+            clips: dict[int, tuple[torch.Tensor, torch.Tensor] | str] = {}
+            for index in wanted:  # one at a time: which of them is bad
+                clips.update(self._read_snippets(title_id, [index]))
+            return clips
+        clips = {}
+        for row, index in enumerate(wanted):
+            finite = torch.isfinite(audio[row])
+            if not bool(finite.all()):
+                clips[index] = (f"{int((~finite).sum())} non-finite audio samples in "
+                                f"{self.store.audio_path(title_id)}; re-run tools/preprocess.py for this title")
+            else:
+                clips[index] = (video[row], audio[row])
+        return clips
+
+    def _substitute(self, title_id: str, index: int, epoch: int, why: str, in_batch: set[tuple[str, int]]) -> dict[str, Any]:
+        """The sample of the first readable candidate for the bad snippet ``(title_id, index)``, with ``bad`` naming it."""
+        for candidate in self._substitute_candidates(title_id, index, in_batch):
+            clip = self._read_snippets(candidate[0], [candidate[1]])[candidate[1]]
+            if not isinstance(clip, str):
+                in_batch.add(candidate)
+                sample = self._sample(candidate[0], candidate[1], epoch, *clip)
+                sample["bad"] = (title_id, index, why)
+                return sample
+        raise BadSnippetError(f"title {title_id!r} snippet {index}: {why}; and none of {SUBSTITUTE_TRIES} nearby snippets reads either: check the store "
+                              "with tools/preprocess.py --verify")
+
+    def _substitute_candidates(self, title_id: str, index: int, in_batch: set[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+        """Up to :data:`SUBSTITUTE_TRIES` keys not in the batch: the title's snippets nearest ``index`` (at most
+        :data:`SAME_TITLE_TRIES`), then :data:`OTHER_TITLE_TRIES` of each next title in id order, from ``index`` on."""
+        n = self.titles[title_id].num_snippets
+        same = [(title_id, index + sign * d) for d in range(1, n) for sign in (1, -1) if 0 <= index + sign * d < n]
+        ids = sorted(self.titles)
+        start = ids.index(title_id)
+        others = []
+        for other in (ids[(start + j) % len(ids)] for j in range(1, len(ids))):
+            m = self.titles[other].num_snippets
+            others += [(other, (index + j) % m) for j in range(min(m, OTHER_TITLE_TRIES))]
+        unused = [key for key in same if key not in in_batch][:SAME_TITLE_TRIES] + [key for key in others if key not in in_batch]
+        yield from unused[:SUBSTITUTE_TRIES]
 
     def _parse(self, key: tuple) -> tuple[str, int, int]:
         if len(key) == 3:
@@ -183,11 +257,12 @@ def collate_snippets(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     ``video`` and ``audio`` are stacked (raw video of titles with different frame sizes stays a
     list of tensors), ``aug`` becomes one 1-D tensor per parameter, ``title_id`` and
-    ``snippet_index`` stay lists.
+    ``snippet_index`` stay lists, and ``bad_snippets`` lists the ``bad`` triples of substituted samples.
     """
     batch: dict[str, Any] = {
         "title_id": [s["title_id"] for s in samples],
         "snippet_index": [s["snippet_index"] for s in samples],
+        "bad_snippets": [s["bad"] for s in samples if "bad" in s],
     }
     videos = [s["video"] for s in samples]
     batch["video"] = stack_in_memory_order(videos) if len({v.shape for v in videos}) == 1 else videos

@@ -1,9 +1,15 @@
-"""Atomic checkpoints with a ``last_checkpoint`` pointer (fvcore ``Checkpointer`` style).
+"""Atomic, checksummed checkpoints with a ``last_checkpoint`` pointer (fvcore ``Checkpointer`` style).
 
-A checkpoint is written to a temporary file in the same folder, flushed to disk and renamed over
-its final name; ``last_checkpoint`` is then replaced the same way.  A reader that finds the newest
-file corrupt or half-written (a crash between the two steps, a truncated copy) logs it and falls
-back to the previous checkpoint.  Files load with ``torch.load(weights_only=True)``.
+A checkpoint is written to a temporary file in the same folder and hashed as it is written,
+flushed to disk, its sha256 recorded in a ``model_<step>.pth.sha256`` sidecar, and renamed over
+its final name; ``last_checkpoint`` is then replaced the same way (:mod:`avplug.checksums`).  A
+reader that finds the newest file corrupt (a flipped byte, a truncated copy, a crash between the
+steps) logs it, naming the file, and falls back to the previous checkpoint; files written before
+checksums existed load with a note.  Files load with ``torch.load(weights_only=True)``.
+
+A write that fails leaves nothing of itself behind (no temp file, no sidecar, the pointer and the
+previous checkpoint untouched); a full disk is a :class:`avplug.checksums.NoSpaceError` naming
+the folder, the step not written and the checkpoint a rerun resumes from once space is freed.
 
 Named checkpointables (fvcore style): ``Checkpointer(dir, model=m, optimizer=o, sampler=s)``
 saves ``{"model": m.state_dict(), ...}`` plus the extra entries given to :meth:`Checkpointer.save`,
@@ -20,17 +26,11 @@ from typing import Any, Sequence
 
 import torch
 
+from avplug.checksums import CorruptFileError, NoSpaceError, atomic_write, is_disk_full, load_torch_file, sidecar_path, write_sidecar
+
 _log = logging.getLogger(__name__)
 _NAME = re.compile(r"^model_(\d{7})\.pth$")
-
-
-def _atomic_write_bytes(target: Path, write) -> None:
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+_TEMP = re.compile(r"^\.(model_\d{7}\.pth|last_checkpoint)(\.sha256)?\.tmp\d+$")
 
 
 class Checkpointer:
@@ -49,10 +49,30 @@ class Checkpointer:
         state = {**{name: obj.state_dict() for name, obj in self.checkpointables.items()}, **(extra or {})}
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"model_{step:07d}.pth"
-        _atomic_write_bytes(path, lambda f: torch.save(state, f))
-        _atomic_write_bytes(self.directory / "last_checkpoint", lambda f: f.write(path.name.encode()))
+        previous = self.latest_path()
+        existed = path.exists()
+        try:
+            atomic_write(path, lambda f: torch.save(state, f), before_replace=lambda digest: write_sidecar(path, digest))
+            atomic_write(self.directory / "last_checkpoint", lambda f: f.write(path.name.encode()))
+        except BaseException as exc:
+            if not existed:  # the pointer still names the previous checkpoint: leave nothing of this one
+                path.unlink(missing_ok=True)
+                sidecar_path(path).unlink(missing_ok=True)
+            if is_disk_full(exc):
+                kept = f"the previous checkpoint {previous.name} is intact" if previous and previous != path else "no earlier checkpoint"
+                raise NoSpaceError(f"no space left on {self.directory} (checkpoint step {step} not written; {kept}): "
+                                   "free space and rerun, it resumes from the last checkpoint") from exc
+            raise
         self._prune()
         return path
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files that a killed writer left (call only while no other process writes here)."""
+        stale = [p for p in self.directory.glob(".*.tmp*") if _TEMP.match(p.name)] if self.directory.is_dir() else []
+        for p in stale:
+            p.unlink(missing_ok=True)
+            _log.info("removed %s, left by a killed checkpoint write", p)
+        return stale
 
     def candidates(self) -> list[Path]:
         """Checkpoint files, newest first (the ``last_checkpoint`` target leads)."""
@@ -73,9 +93,9 @@ class Checkpointer:
         """``(path, state)`` of the newest readable checkpoint, or None when there is none."""
         for path in self.candidates():
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # corrupt or half-written: fall back to the previous one
-                _log.warning("checkpoint %s is unreadable (%s); trying the previous one", path, exc)
+                state = load_torch_file(path)
+            except (CorruptFileError, OSError) as exc:  # corrupt or half-written: fall back to the previous one
+                _log.warning("checkpoint %s is unusable (%s); trying the previous one", path, exc)
                 continue
             if not isinstance(state, dict) or "model" not in state:
                 _log.warning("checkpoint %s holds no model state; trying the previous one", path)
@@ -95,3 +115,4 @@ class Checkpointer:
     def _prune(self) -> None:
         for old in sorted(p for p in self.directory.glob("model_*.pth") if _NAME.match(p.name))[: -self.keep]:
             old.unlink(missing_ok=True)
+            sidecar_path(old).unlink(missing_ok=True)

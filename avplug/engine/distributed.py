@@ -66,6 +66,22 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_from_main(obj):
+    """Rank 0's ``obj`` on every rank (a collective; ``obj`` itself in a world of one)."""
+    if get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def raise_on_every_rank(error: BaseException | None) -> None:
+    """Raise rank 0's ``error`` on every rank, so that no rank waits in a collective for one that failed (a collective)."""
+    error = broadcast_from_main(error)
+    if error is not None:
+        raise error
+
+
 def destroy() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

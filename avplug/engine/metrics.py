@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avplug.checksums import NoSpaceError, is_disk_full
 from avplug.engine.log import format_duration
 
 _log = logging.getLogger("avplug.train")
@@ -16,7 +17,11 @@ class MetricsWriter:
     """Writes one record per logged step; only the main process should own one.
 
     ``metrics.jsonl`` is appended to, so a resumed run continues the same file (records of steps
-    that are replayed after a resume are dropped on read by :func:`read_metrics`).
+    that are replayed after a resume are dropped on read by :func:`read_metrics`).  A torn last
+    line (a run killed in the middle of a write) is cut off, with a log line, before the first
+    append, so it never becomes a bad line in the middle.  Nothing is written (not even the
+    TensorBoard folder) before the first record.  A full disk is a
+    :class:`avplug.checksums.NoSpaceError` naming the folder.
     """
 
     def __init__(self, output_dir: str | Path, total_steps: int, tensorboard: bool = True) -> None:
@@ -24,20 +29,31 @@ class MetricsWriter:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.output_dir / "metrics.jsonl"
         self.total_steps = total_steps
+        self._tensorboard = tensorboard
         self._tb = None
-        if tensorboard:
+        self._t0 = time.perf_counter()
+        self._step0: int | None = None
+
+    def _first_write(self) -> None:
+        repair_torn_last_line(self.path)
+        if self._tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(str(self.output_dir / "tensorboard"))
-        self._t0 = time.perf_counter()
-        self._step0: int | None = None
 
     def write(self, record: dict[str, Any], console: bool = True) -> None:
         step = int(record["step"])
         if self._step0 is None:
+            self._first_write()
             self._step0 = step - 1
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise NoSpaceError(f"no space left on {self.output_dir} (metrics of step {step} not written): free space "
+                                   "and rerun, it resumes from the last checkpoint") from exc
+            raise
         if self._tb is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):
@@ -57,23 +73,47 @@ class MetricsWriter:
             self._tb.close()
 
 
+def repair_torn_last_line(path: Path) -> None:
+    """End ``path`` with a newline: a last line without one (a killed writer's) is completed when it is
+    a whole record, else cut off, logging what was dropped."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                return
+            keep = data.rfind(b"\n") + 1
+            try:
+                json.loads(data[keep:])
+                f.write(b"\n")
+                return
+            except ValueError:
+                f.truncate(keep)
+    except FileNotFoundError:
+        return
+    _log.warning("%s: dropped a torn last line (%d bytes, a run killed while writing it)", path, len(data) - keep)
+
+
 def read_metrics(path: str | Path, skipped: list[int] | None = None) -> list[dict[str, Any]]:
     """Records of ``metrics.jsonl`` in step order, the last record of each (step, keys) kept.
 
-    A line that is not a record (a torn last line of a killed run) raises ``ValueError`` naming the
-    file and line, unless ``skipped`` is given: then its line number is appended there and it is skipped.
+    A torn last line (a run killed while writing it) is skipped with a log line naming the file and
+    line.  Another line that is not a record raises ``ValueError`` naming the file and line, unless
+    ``skipped`` is given: then its line number is appended there and it is skipped.
     """
     records: dict[tuple[int, tuple[str, ...]], dict[str, Any]] = {}
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                records[(int(rec["step"]), tuple(sorted(rec)))] = rec
-            except (ValueError, KeyError, TypeError) as exc:
-                if skipped is None:
-                    raise ValueError(f"{path}:{number}: not a metrics record ({exc})") from exc
+    lines = Path(path).read_text(errors="replace").splitlines(keepends=True)
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            records[(int(rec["step"]), tuple(sorted(rec)))] = rec
+        except (ValueError, KeyError, TypeError) as exc:
+            if number == len(lines) and not line.endswith("\n"):
+                _log.warning("%s:%d: skipped a torn last line (a run killed while writing it)", path, number)
+            elif skipped is None:
+                raise ValueError(f"{path}:{number}: not a metrics record ({exc})") from exc
+            if skipped is not None:
                 skipped.append(number)
     return [records[k] for k in sorted(records, key=lambda k: k[0])]
 

@@ -1,15 +1,19 @@
 """Pretraining of one rank from a cfg: builders for its parts, the default hooks, :func:`run_pretraining`.
 
 One call of :func:`run_pretraining` is one rank of a world that the launcher has set up (a single
-process is a world of one).  It builds a :class:`avplug.engine.trainer.PretrainTrainer`, resumes it
-from the newest checkpoint of ``OUTPUT_DIR`` (exact and elastic, see that module), and runs it with
-:func:`default_hooks`.  The learning rate is a pure function of the step and data augmentation draws
+process is a world of one).  Rank 0 first claims ``OUTPUT_DIR`` (:mod:`avplug.engine.run_dir`: its
+lock for the run's life; on a fresh start the previous run's files set aside).  It then builds a
+:class:`avplug.engine.trainer.PretrainTrainer`, resumes it from the newest checkpoint of
+``OUTPUT_DIR`` when that checkpoint's cfg matches (exact and elastic, see that module), writes
+``config.yaml`` (only now: a refused resume leaves the old run's files as they were), and runs it
+with :func:`default_hooks`.  The learning rate is a pure function of the step and data augmentation draws
 from per-sample seeds, so a run killed and resumed from a checkpoint reproduces the uninterrupted
 run's losses exactly on CPU.
 """
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,12 +28,15 @@ from avplug.data.splits import load_titles
 from avplug.data.store import SnippetStore
 from avplug.data.transforms import build_batch_transform
 from avplug.engine import distributed as du
-from avplug.engine.hooks import HookBase, LossCurvePlot, LRSchedule, MetricsLogger, PeriodicCheckpointer
+from avplug.engine.checkpoint import Checkpointer
+from avplug.engine.hooks import BadSnippetGuard, HookBase, LossCurvePlot, LRSchedule, MetricsLogger, PeriodicCheckpointer
 from avplug.engine.log import setup_logging
 from avplug.engine.metrics import MetricsWriter
 from avplug.engine.rng import seed_everything
+from avplug.engine.run_dir import CHECKPOINT_DIR, OutputDirLock, resume_mode, set_aside_previous_run
 from avplug.engine.schedule import TrainingSchedule
 from avplug.engine.trainer import PretrainTrainer
+from avplug.errors import UserError
 from avplug.models import build_model
 from avplug.samplers import build_sampler
 
@@ -87,9 +94,9 @@ def build_hooks(cfg) -> list[HookBase]:
 
 
 def default_hooks(cfg) -> list[HookBase]:
-    """The trainer's hooks in order: lr, logging, the cfg's ``HOOKS``, checkpoints, the loss-curve PNG."""
+    """The trainer's hooks in order: lr, bad snippets, logging, the cfg's ``HOOKS``, checkpoints, the loss-curve PNG."""
     extra = build_hooks(cfg)
-    return [LRSchedule(), MetricsLogger(cfg.SOLVER.LOG_PERIOD), *extra,
+    return [LRSchedule(), BadSnippetGuard(cfg.DATA.BAD_SNIPPETS, cfg.DATA.MAX_BAD_FRACTION, cfg.SOLVER.LOG_PERIOD), MetricsLogger(cfg.SOLVER.LOG_PERIOD), *extra,
             PeriodicCheckpointer(cfg.SOLVER.CHECKPOINT_PERIOD), LossCurvePlot()]
 
 
@@ -119,27 +126,39 @@ def build_trainer(cfg, *, world_size: int, rank: int, device: torch.device) -> P
                            schedule=schedule, device=device, amp_dtype=amp_dtype, writer=writer)
 
 
-def run_pretraining(cfg, *, resume: bool = True) -> dict[str, Any]:
+def claim_output_dir(cfg, rank: int, mode: str) -> OutputDirLock | None:
+    """Rank 0 locks OUTPUT_DIR, removes temp files a killed run left and, when ``mode`` is "never",
+    sets the previous run aside; its lock (None on other ranks).  Rank 0's refusal is raised on every rank."""
+    lock, error = None, None
+    if rank == 0:
+        try:
+            lock = OutputDirLock(cfg.OUTPUT_DIR).acquire()
+            Checkpointer(Path(cfg.OUTPUT_DIR) / CHECKPOINT_DIR).remove_stale_temp_files()
+            if mode == "never":
+                set_aside_previous_run(cfg.OUTPUT_DIR)
+        except UserError as exc:
+            error = exc
+    du.raise_on_every_rank(error)
+    return lock
+
+
+def run_pretraining(cfg, *, resume: bool | str = True) -> dict[str, Any]:
     """Pretrain (or resume from ``cfg.OUTPUT_DIR``) in this process; see the module docstring.
 
+    ``resume``: True / "auto", "force" or False / "never" (:func:`avplug.engine.run_dir.resume_mode`).
     Returns ``{"final_loss", "steps", "epochs", "output_dir", "last_checkpoint", "clips_per_s",
     "world_size"}`` on every rank.
     """
+    mode = resume_mode(resume)
     setup_plugins(cfg.PLUGINS)  # a spawned or requeued process starts with empty registries
     info = du.init_distributed(cfg.LAUNCH.BACKEND)
     setup_logging(cfg.OUTPUT_DIR, info.rank)
-    if info.rank == 0:
-        write_config(cfg, cfg.OUTPUT_DIR)
-    seed_everything(cfg.SEED)
-    trainer = build_trainer(cfg, world_size=info.world_size, rank=info.rank, device=info.device)
-    trainer.resume_or_load(resume, cfg.MODEL.WEIGHTS)
-    trainer.register_hooks(default_hooks(cfg))
+    lock = claim_output_dir(cfg, info.rank, mode)
     try:
-        trainer.train()
+        trainer = _train(cfg, info, mode)
     finally:
-        if trainer.writer:
-            trainer.writer.close()
-    du.barrier()
+        if lock is not None:
+            lock.release()
     last_path = trainer.checkpointer.latest_path()
     return {
         "final_loss": trainer.last_loss,
@@ -150,3 +169,20 @@ def run_pretraining(cfg, *, resume: bool = True) -> dict[str, Any]:
         "clips_per_s": trainer.clips_per_s,
         "world_size": info.world_size,
     }
+
+
+def _train(cfg, info: du.DistInfo, mode: str) -> PretrainTrainer:
+    """Build, resume (or initialize), record ``config.yaml`` and train; the trainer when every rank is done."""
+    seed_everything(cfg.SEED)
+    trainer = build_trainer(cfg, world_size=info.world_size, rank=info.rank, device=info.device)
+    trainer.resume_or_load(mode, cfg.MODEL.WEIGHTS)
+    if info.rank == 0:
+        write_config(cfg, cfg.OUTPUT_DIR)
+    trainer.register_hooks(default_hooks(cfg))
+    try:
+        trainer.train()
+    finally:
+        if trainer.writer:
+            trainer.writer.close()
+    du.barrier()
+    return trainer

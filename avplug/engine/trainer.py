@@ -11,6 +11,11 @@ in global batches (epoch, batches done), which does not depend on the world size
 it runs the sampler's own checks (policy, seed, batch size, catalog fingerprint).  Global batches
 are pure functions of (seed, epoch, index), so a run resumed on another number of ranks continues
 the same sequence of global batches.
+
+Resume adopts only the run's own checkpoint: the newest checkpoint that verifies (its sha256,
+:mod:`avplug.engine.checkpoint`) is restored only when the cfg stored in it matches this run's, or
+when the user said ``--resume`` (:mod:`avplug.engine.run_dir`); checkpoints of which none loads stop
+the run instead of being silently started over.
 """
 from __future__ import annotations
 
@@ -23,11 +28,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from avplug.checksums import load_torch_file
 from avplug.engine import distributed as du
 from avplug.engine.checkpoint import Checkpointer
 from avplug.engine.hooks import HookBase
 from avplug.engine.rng import capture_rng_state, restore_rng_state
+from avplug.engine.run_dir import CHECKPOINT_DIR, ConfigChangedError, check_config_unchanged, resume_mode
 from avplug.engine.schedule import TrainingSchedule
+from avplug.errors import UserError
 
 _log = logging.getLogger("avplug.train")
 
@@ -71,6 +79,10 @@ class TrainerBase:
         raise NotImplementedError
 
 
+class CheckpointUnusableError(UserError, RuntimeError):
+    """OUTPUT_DIR holds checkpoints but none of them loads."""
+
+
 class _SamplerPosition:
     """The sampler as a checkpointable: its state at the trainer's step, not at the loader's prefetch."""
 
@@ -108,7 +120,9 @@ class PretrainTrainer(TrainerBase):
         self.loss = torch.zeros((), device=device)  # the last step's local loss, on the device
         self.last_loss, self.clips_per_s = float("nan"), 0.0  # set by MetricsLogger
         self.batch_ids: list[tuple[str, int]] = []  # the last step's local batch, (title_id, snippet_index)
-        self.checkpointer = Checkpointer(self.output_dir / "checkpoints", model=module, optimizer=optimizer, scaler=scaler,
+        self.step_bad_snippets: list[tuple[str, int, str]] = []  # the last step's substituted snippets (avplug.data.dataset)
+        self.bad_snippets = 0  # distinct bad snippets met so far, all ranks (set by BadSnippetGuard)
+        self.checkpointer = Checkpointer(self.output_dir / CHECKPOINT_DIR, model=module, optimizer=optimizer, scaler=scaler,
                                          schedule=schedule, sampler=_SamplerPosition(self))
         self._batches: Iterator[dict] | None = None
 
@@ -119,6 +133,7 @@ class PretrainTrainer(TrainerBase):
             self._batches = self._local_batches()
         batch = next(self._batches)
         self.batch_ids = list(zip(batch["title_id"], batch["snippet_index"]))
+        self.step_bad_snippets = batch.get("bad_snippets", [])
         batch = self.batch_transform(batch)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         with autocast:
@@ -154,6 +169,22 @@ class PretrainTrainer(TrainerBase):
             value /= self.world_size
         return float(value)
 
+    def global_sum(self, value: int) -> int:
+        """The sum of ``value`` over the ranks (a collective when the world is larger than one)."""
+        if self.world_size == 1:
+            return int(value)
+        total = torch.tensor([int(value)], dtype=torch.int64, device=self.device)
+        dist.all_reduce(total)
+        return int(total)
+
+    def gather_objects(self, items: list[Any]) -> list[Any]:
+        """Every rank's picklable ``items`` in one list, rank 0's first (a collective when the world is larger than one)."""
+        if self.world_size == 1:
+            return list(items)
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, list(items))
+        return [item for part in gathered for item in part]
+
     # --- checkpoints -----------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path | None:
@@ -163,20 +194,36 @@ class PretrainTrainer(TrainerBase):
             gathered: list[Any] = [None] * self.world_size
             dist.all_gather_object(gathered, rng[0])
             rng = gathered
-        path = None
+        path, error = None, None
         if du.is_main_process():
             extra = {"step": self.step, "epoch": self.step // self.schedule.steps_per_epoch, "rng": rng, "cfg": self.cfg.dump()}
-            path = self.checkpointer.save(self.step, extra)
-            _log.info("checkpoint %s", path)
-        du.barrier()
+            try:
+                path = self.checkpointer.save(self.step, extra)
+                _log.info("checkpoint %s", path)
+            except UserError as exc:  # a full disk: every rank stops, the previous checkpoint intact
+                error = exc
+        du.raise_on_every_rank(error)
         return path
 
-    def resume_or_load(self, resume: bool, weights: str = "") -> None:
-        """Restore the newest readable checkpoint when ``resume`` and one exists, else load ``weights`` if given."""
-        loaded = self.checkpointer.load_latest() if resume else None
+    def resume_or_load(self, resume: bool | str, weights: str = "") -> None:
+        """Restore the newest readable checkpoint unless ``resume`` says never (see
+        :func:`avplug.engine.run_dir.resume_mode`; its stored cfg is compared first), else load ``weights`` if given."""
+        mode = resume_mode(resume)
+        loaded = self.checkpointer.load_latest() if mode != "never" else None
+        if loaded is None and mode != "never" and self.checkpointer.candidates():
+            raise CheckpointUnusableError(f"no checkpoint in {self.checkpointer.directory} is usable (each is named in the log): "
+                                          "restore one, or rerun with --no-resume to start over (they are kept)")
         if loaded is not None:
             path, state = loaded
-            self.checkpointer.restore(state, path, optional=("schedule",))  # checkpoints before 0.2 have no schedule
+            check_config_unchanged(state.get("cfg"), self.cfg, f"the checkpoint {path}", mode)
+            try:
+                self.checkpointer.restore(state, path, optional=("schedule",))  # checkpoints before 0.2 have no schedule
+            except (ValueError, RuntimeError, KeyError) as exc:
+                if mode != "force":
+                    raise
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigChangedError(f"--resume cannot continue {path} with this config ({why}): use --no-resume "
+                                         "to start over (the old run is kept) or another OUTPUT_DIR") from exc
             self.step = int(state["step"])
             done = state["sampler"]["epoch"] * self.schedule.steps_per_epoch + state["sampler"]["batches_done"]
             if done != self.step:
@@ -186,6 +233,6 @@ class PretrainTrainer(TrainerBase):
             saved_world = state["sampler"].get("world_size", self.world_size)
             _log.info("resumed from %s at step %d (saved at world size %s, now %d)", path, self.step, saved_world, self.world_size)
         elif weights:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
+            state = load_torch_file(weights)
             self.module.load_state_dict(state.get("model", state))
             _log.info("initialized from %s", weights)

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from fvcore.common.config import CfgNode
 
+from avplug.checksums import CorruptFileError, load_torch_file
 from avplug.config import resolve_config_path, validate_cfg
 from avplug.models.export import CheckpointFormatError
 
@@ -61,9 +61,9 @@ def stored_cfg(weights: str | os.PathLike | None) -> dict | None:
     if is_random_init(weights) or not Path(weights).is_file():
         return None
     try:
-        data = torch.load(Path(weights), map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors of every kind: say which file
-        raise CheckpointFormatError(f"{weights}: cannot be read as an avplug checkpoint ({exc})") from exc
+        data = load_torch_file(weights)  # verified against its sha256 sidecar when it has one
+    except CorruptFileError as exc:  # a checksum mismatch or a file that does not unpickle: it names the file
+        raise CheckpointFormatError(str(exc)) from exc
     text = data.get("cfg") if isinstance(data, dict) else None
     return (yaml.safe_load(text) or {}) if isinstance(text, str) else None
 

@@ -93,7 +93,8 @@ def embed_titles(
     unwrapped, so no collective runs); it is put in eval mode and restored to its previous mode
     afterwards.  ``dataset`` is a :class:`avplug.data.dataset.PretrainDataset` (built with
     :func:`build_eval_transform` for deterministic inputs); raw samples (``cfg.INPUT.ON_DEVICE``)
-    are transformed on ``device``.  Embeddings come back as float32 on the CPU, in ``items`` order.
+    are transformed on ``device``.  Embeddings come back as float32 on the CPU, in ``items`` order; a
+    snippet that does not read is replaced by a nearby one (:mod:`avplug.data.dataset`), with a warning.
     """
     from torch.utils.data import DataLoader
 
@@ -120,6 +121,8 @@ def embed_titles(
             z_video.append(zv.float().cpu())
             z_audio.append(za.float().cpu())
             title_ids.extend(batch["title_id"])
+            for title_id, index, why in batch.get("bad_snippets", ()):
+                logger.warning("held-out snippet unreadable, a nearby one embedded instead: title %r snippet %d: %s", title_id, index, why)
             now = time.perf_counter()
             if now - last > 30 or len(title_ids) == len(items):
                 last = now

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from avplug.checksums import load_torch_file
 from avplug.config import write_config
 from avplug.engine import distributed as du
 from avplug.engine.launch import default_num_procs, launch_local
@@ -86,7 +87,7 @@ def _default_discrepancy(cfg, weights: str | None, out: Path, device) -> dict[st
     torch.manual_seed(cfg.SEED)
     model = build_model(cfg)
     if weights:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = load_torch_file(weights)
         model.load_state_dict(state.get("model", state))
     model.to(device).eval()
     return evaluate_discrepancy(cfg, model, device, plot_path=out / "score_histograms.png")

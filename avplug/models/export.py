@@ -11,7 +11,9 @@ Files read here:
 - an exported encoders file written by :func:`export_encoders`: ``"video_backbone"`` and
   ``"audio_backbone"`` state dicts, ``"cfg"`` YAML and ``"format": "avplug-encoders"``.
 
-Both are read with ``torch.load(..., weights_only=True)``: no pickled code is executed.
+Both are read with ``torch.load(..., weights_only=True)``: no pickled code is executed; a file with
+a sha256 sidecar is verified first (:func:`avplug.checksums.load_torch_file`); a corrupt file is a
+:class:`CheckpointFormatError` naming it.
 
 Usage::
 
@@ -41,6 +43,7 @@ import torch
 from torch import nn
 
 import registry
+from avplug.checksums import CorruptFileError, atomic_write, load_torch_file, write_sidecar
 from avplug.errors import UserError
 from registry import BACKBONES
 
@@ -54,11 +57,9 @@ class CheckpointFormatError(UserError, ValueError):
 
 def _read(path: str | os.PathLike) -> dict[str, Any]:
     try:
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # unpickling errors of every kind: say which file
-        raise CheckpointFormatError(f"{path}: cannot be read as an avplug checkpoint ({exc})") from exc
+        data = load_torch_file(path)
+    except CorruptFileError as exc:  # a checksum mismatch or a file that does not unpickle
+        raise CheckpointFormatError(str(exc)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("cfg"), str):
         raise CheckpointFormatError(f"{path}: expected a dict with a 'cfg' YAML string (an avplug checkpoint)")
     return data
@@ -139,7 +140,7 @@ def export_encoders(checkpoint_path: str | os.PathLike, out_path: str | os.PathL
     """Write the two backbones' state dicts and the cfg YAML of a checkpoint to ``out_path``.
 
     The weights are checked by building the backbones and loading them first, so a file written
-    here always loads with :func:`load_encoders`.  Written atomically; returns ``out_path``.
+    here always loads with :func:`load_encoders`.  Written atomically with a sha256 sidecar; returns ``out_path``.
     """
     data = _read(checkpoint_path)
     video, audio = _load(data, checkpoint_path, None)
@@ -151,7 +152,5 @@ def export_encoders(checkpoint_path: str | os.PathLike, out_path: str | os.PathL
     }
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, out)
+    atomic_write(out, lambda f: torch.save(payload, f), before_replace=lambda digest: write_sidecar(out, digest))
     return out

@@ -142,7 +142,8 @@ def test_trainer_uses_a_sampler_plugin_selected_in_yaml(tiny_demo, tmp_path, pyt
     out = tmp_path / "run"
     opts = tiny_demo + TINY + ["SOLVER.MAX_STEPS", "2", "DATA.NUM_WORKERS", "0",
                                                            "EVAL.DISCREPANCY_PERIOD", "-1", "OUTPUT_DIR", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(repo_root / "examples" / "sampler_plugin"), "OMP_NUM_THREADS": "1"}
+    plugin_path = [str(repo_root / "examples" / "sampler_plugin"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(plugin_path), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([python_exe, str(repo_root / "tools" / "launch.py"), "--cfg", str(recipe), "--plugin",
                            "avplug_example_sampler", *opts], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
