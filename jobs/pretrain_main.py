@@ -14,10 +14,10 @@ import os
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 
 
-@exits_on_config_error("jobs.pretrain_main")
+@exits_on_user_error("jobs.pretrain_main")
 def main(argv: list[str] | None = None) -> int:
     parser = default_argument_parser("One rank of avplug pretraining under torchrun / TorchX.")
     parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in OUTPUT_DIR")

@@ -17,8 +17,9 @@ import json
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.engine.log import setup_logging
+from avplug.models.export import check_weights_file
 from jobs import slurm
 from jobs.evaluate import submit_evaluation
 
@@ -55,7 +56,7 @@ def parse_args(argv=None):
     return args
 
 
-@exits_on_config_error("evaluate.py")
+@exits_on_user_error("evaluate.py")
 def main(argv=None) -> int:
     args = parse_args(argv)
     extra = []
@@ -64,12 +65,10 @@ def main(argv=None) -> int:
     if args.out:
         extra += ["OUTPUT_DIR", args.out]
     cfg = cfg_from_args(args, extra_opts=extra)
+    if args.weights.lower() not in ("none", ""):
+        check_weights_file(args.weights, "--weights")
     if args.slurm:
-        try:
-            submit_evaluation(cfg, args, weights=args.weights, splits=args.splits)
-        except slurm.SlurmError as exc:
-            print(f"evaluate.py: {exc}", file=sys.stderr)
-            return 2
+        submit_evaluation(cfg, args, weights=args.weights, splits=args.splits)
         return 0
     from avplug.config import write_config
     from avplug.evaluation.downstream_protocols import run_evaluation
@@ -77,11 +76,7 @@ def main(argv=None) -> int:
 
     setup_logging(cfg.OUTPUT_DIR)
     write_config(cfg, cfg.OUTPUT_DIR)
-    try:
-        summary = run_evaluation(cfg, args.weights, args.splits, device=args.device)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"evaluate.py: {exc}", file=sys.stderr)
-        return 2
+    summary = run_evaluation(cfg, args.weights, args.splits, device=args.device)
     print(results_markdown(summary))
     print(json.dumps({"results": f"{cfg.OUTPUT_DIR}/results.json", "mean": summary["mean"], "std": summary["std"],
                       "mean_ci95": summary["mean_ci95"]}))

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 from avplug.config import resolve_config_path
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.engine.log import setup_logging
 from jobs import slurm
 
@@ -101,7 +101,7 @@ def plan(args, cfg):
     return points, notes
 
 
-@exits_on_config_error("sweep.py")
+@exits_on_user_error("sweep.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from avplug.experiments import SweepError
