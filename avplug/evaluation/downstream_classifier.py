@@ -16,6 +16,7 @@ import yaml
 from torch import nn
 
 import registry
+from avplug.config.errors import ConfigError
 from avplug.models.export import load_encoders
 from registry import BACKBONES
 
@@ -64,7 +65,7 @@ def build_backbone(cfg, weights: str | None, modality: str) -> nn.Module:
 
 
 def check_front_end(cfg, weights: str, modality: str) -> None:
-    """Raise ``ValueError`` when the input keys of ``cfg`` differ from those stored in ``weights``.
+    """Raise :class:`ConfigError` when the input keys of ``cfg`` differ from those stored in ``weights``.
 
     A video encoder needs the pixel normalization it was pretrained with, an audio encoder the
     same sample rate and log-mel parameters; a checkpoint without a stored cfg is not checked.
@@ -91,7 +92,7 @@ def check_front_end(cfg, weights: str, modality: str) -> None:
         if theirs is not None and norm(theirs) != norm(lookup(cfg, key)):
             diffs.append(f"{key} = {lookup(cfg, key)!r} but the checkpoint was pretrained with {theirs!r}")
     if diffs:
-        raise ValueError(
+        raise ConfigError(
             f"{weights}: the {modality} input of this cfg differs from pretraining: " + "; ".join(diffs)
             + ". Set these keys to the checkpoint's values (a demo checkpoint goes with the eval_demo*.yaml recipes)."
         )

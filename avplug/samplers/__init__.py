@@ -23,7 +23,7 @@ handling for free (see ``examples/sampler_plugin``).
 """
 from __future__ import annotations
 
-from avplug.samplers.base import GroupSampler, SnippetSampler
+from avplug.samplers.base import GroupSampler, SamplerError, SnippetSampler
 from avplug.samplers.build import build_sampler
 from avplug.samplers.draws import GenreBalancedDraw, UniformDraw, build_title_draw
 from avplug.samplers.inspect import load_titles_for, rank_batches, sampler_stats
@@ -36,6 +36,7 @@ __all__ = [
     "GroupSampler",
     "HierarchicalSampler",
     "IIDSampler",
+    "SamplerError",
     "SceneAwareSampler",
     "SnippetSampler",
     "UniformDraw",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,12 +29,18 @@ from typing import Any
 import numpy as np
 
 from avplug.data.index import TitleRecord
+from avplug.errors import UserError
 from avplug.samplers.draws import build_title_draw
 
 _log = logging.getLogger(__name__)
 
 Batch = list[tuple[str, int]]
 
+
+
+class SamplerError(UserError, ValueError):
+    """A sampling policy that cannot work with these settings and this catalog; the message names
+    the setting to change."""
 
 class SnippetSampler:
     """A sampling policy over a catalog of titles, for one rank of a world of ``world_size``.
@@ -59,27 +66,27 @@ class SnippetSampler:
         self.cfg = cfg
         self.titles = tuple(titles)
         if not self.titles:
-            raise ValueError(f"{name}: the catalog holds no titles (check DATA.STORE_DIR / DATA.CATALOG_DIR)")
+            raise SamplerError(f"{name}: the catalog holds no titles (check DATA.STORE_DIR / DATA.CATALOG_DIR)")
         ids = [t.title_id for t in self.titles]
         if len(set(ids)) != len(ids):
             dup = next(i for i, c in Counter(ids).items() if c > 1)
-            raise ValueError(f"{name}: title_id {dup!r} appears more than once in the catalog")
+            raise SamplerError(f"{name}: title_id {dup!r} appears more than once in the catalog")
         self.title_ids = np.array(ids, dtype=object)
         self.num_snippets = np.array([t.num_snippets for t in self.titles], dtype=np.int64)
         if (self.num_snippets < 0).any():
             bad = ids[int(np.flatnonzero(self.num_snippets < 0)[0])]
-            raise ValueError(f"{name}: title {bad!r} has a negative number of snippets")
+            raise SamplerError(f"{name}: title {bad!r} has a negative number of snippets")
         self.total_snippets = int(self.num_snippets.sum())
         if self.total_snippets == 0:
-            raise ValueError(f"{name}: the {len(ids)} titles hold no snippets")
+            raise SamplerError(f"{name}: the {len(ids)} titles hold no snippets")
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"{name}: rank {rank} is not in a world of size {world_size}")
+            raise SamplerError(f"{name}: rank {rank} is not in a world of size {world_size}")
         if seed < 0:
-            raise ValueError(f"{name}: SEED = {seed}: the seed must be a non-negative integer")
+            raise SamplerError(f"{name}: SEED = {seed}: the seed must be a non-negative integer")
         self.world_size, self.rank, self.seed = int(world_size), int(rank), int(seed)
         self.batch_size = int(cfg.SOLVER.BATCH_SIZE)
         if self.batch_size < 1 or self.batch_size % self.world_size:
-            raise ValueError(f"{name}: SOLVER.BATCH_SIZE = {self.batch_size} is not divisible by the world size {self.world_size}")
+            raise SamplerError(f"{name}: SOLVER.BATCH_SIZE = {self.batch_size} is not divisible by the world size {self.world_size}")
         self.local_batch_size = self.batch_size // self.world_size
         self.batches_per_epoch = max(1, self.total_snippets // self.batch_size)
         digest = hashlib.sha1()
@@ -205,12 +212,12 @@ class SnippetSampler:
         }
         for key, meaning in what.items():
             if key in state and state[key] != mine[key]:
-                raise ValueError(
+                raise SamplerError(
                     f"cannot resume the sampler: {meaning} changed since the checkpoint "
                     f"({key} was {state[key]!r}, is now {mine[key]!r})"
                 )
         if "world_size" in state and state["world_size"] != self.world_size and not self.world_size_invariant():
-            raise ValueError(
+            raise SamplerError(
                 f"cannot resume {type(self).__name__} saved at world size {state['world_size']} on world size "
                 f"{self.world_size}: its global batches depend on the world size ({self.world_size_dependence()}); "
                 f"resume on {state['world_size']} ranks"
@@ -250,13 +257,13 @@ class GroupSampler(SnippetSampler):
         self.k, self.window = int(s.K), int(s.WINDOW)
         self.short_titles, self.spread_groups = s.SHORT_TITLES, bool(s.SPREAD_GROUPS)
         if self.k < 1 or self.batch_size % self.k:
-            raise ValueError(f"{name}: SOLVER.BATCH_SIZE = {self.batch_size} must be a multiple of SAMPLER.K = {self.k}")
+            raise SamplerError(f"{name}: SOLVER.BATCH_SIZE = {self.batch_size} must be a multiple of SAMPLER.K = {self.k}")
         if self.window < 0 or 0 < self.window < self.k:
-            raise ValueError(f"{name}: SAMPLER.WINDOW = {self.window} must be >= SAMPLER.K = {self.k}, or 0 for no window")
+            raise SamplerError(f"{name}: SAMPLER.WINDOW = {self.window} must be >= SAMPLER.K = {self.k}, or 0 for no window")
         if self.short_titles not in ("skip", "cap"):
-            raise ValueError(f'{name}: SAMPLER.SHORT_TITLES = {self.short_titles!r} must be "skip" or "cap"')
+            raise SamplerError(f'{name}: SAMPLER.SHORT_TITLES = {self.short_titles!r} must be "skip" or "cap"')
         if not self.spread_groups and self.local_batch_size % self.k:
-            raise ValueError(
+            raise SamplerError(
                 f"{name}: the per-rank batch {self.local_batch_size} (SOLVER.BATCH_SIZE / world size) must hold whole "
                 f"groups of SAMPLER.K = {self.k}, or set SAMPLER.SPREAD_GROUPS True"
             )
@@ -270,9 +277,10 @@ class GroupSampler(SnippetSampler):
         self.units = np.flatnonzero(eligible)
         self.skipped_units = np.flatnonzero(~eligible)
         if not len(self.units):
-            raise ValueError(
-                f"{name}: no {self.unit_kind()} can give a group ({self.capacity_meaning()} < SAMPLER.K = {self.k} "
-                f"for all {len(capacity)}, SAMPLER.SHORT_TITLES = {self.short_titles!r})"
+            raise SamplerError(
+                f"{name}: no {self.unit_kind()} can give a group of SAMPLER.K = {self.k} (the largest "
+                f"{self.capacity_meaning()} of the {len(capacity)} is {int(capacity.max(initial=0))}): set SAMPLER.SHORT_TITLES cap, "
+                f"or a SAMPLER.K of at most {int(capacity.max(initial=0))}"
             )
         self._group_size = np.minimum(capacity, self.k)
         self.title_draw = build_title_draw(cfg, [genres[u] for u in self.units])
@@ -280,10 +288,11 @@ class GroupSampler(SnippetSampler):
         self._segment_len = self.batch_size // self._segments
         self.max_groups = self._worst_case_groups()
         if self.max_groups > len(self.units):
-            raise ValueError(
+            fits = self._largest_fitting_batch()
+            fix = f"set SOLVER.BATCH_SIZE {fits}" if fits else f"use more {self.unit_kind()}s"
+            raise SamplerError(
                 f"{name}: a global batch of SOLVER.BATCH_SIZE = {self.batch_size} may need {self.max_groups} distinct "
-                f"{self.unit_kind()}s (groups of up to SAMPLER.K = {self.k}), but only {len(self.units)} are eligible; "
-                "use a larger SAMPLER.K, a smaller batch or more titles"
+                f"{self.unit_kind()}s (groups of up to SAMPLER.K = {self.k}), but only {len(self.units)} are eligible: {fix}"
             )
         if self.rank == 0 and len(self.skipped_units):
             _log.warning(
@@ -344,12 +353,21 @@ class GroupSampler(SnippetSampler):
                 room = self._segment_len
         raise RuntimeError(f"{type(self).__name__}: ran out of {self.unit_kind()}s while filling a batch")
 
-    def _worst_case_groups(self) -> int:
-        """Most groups a global batch can need: each segment filled by the smallest groups."""
+    def _worst_case_groups(self, segment_len: int | None = None) -> int:
+        """Most groups a global batch can need: each segment (``segment_len`` items, default this
+        sampler's) filled by the smallest groups."""
         smallest = np.sort(self._group_size[self.units])
-        filled = np.searchsorted(np.cumsum(smallest), self._segment_len)  # index of the group that fills it
+        filled = np.searchsorted(np.cumsum(smallest), self._segment_len if segment_len is None else segment_len)
         per_segment = int(filled) + 1 if filled < len(smallest) else len(smallest) + 1
         return self._segments * per_segment
+
+    def _largest_fitting_batch(self) -> int:
+        """The largest valid SOLVER.BATCH_SIZE below the current one whose batches the eligible units can fill (0: none)."""
+        step = math.lcm(self.k, self.world_size) if self.spread_groups else self.k * self.world_size
+        for batch in range(self.batch_size - step, 0, -step):
+            if self._worst_case_groups(batch // self._segments) <= len(self.units):
+                return batch
+        return 0
 
     def plan_global_batch(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         rng = self.batch_rng(epoch, index)

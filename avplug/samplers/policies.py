@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 import registry
-from avplug.samplers.base import GroupSampler, SnippetSampler
+from avplug.samplers.base import GroupSampler, SamplerError, SnippetSampler
 from avplug.samplers.subsets import sample_distinct, sample_windowed
 
 
@@ -42,17 +42,17 @@ class IIDSampler(SnippetSampler):
     def __init__(self, cfg, titles, *, world_size: int = 1, rank: int = 0, seed: int = 0) -> None:
         super().__init__(cfg, titles, world_size=world_size, rank=rank, seed=seed)
         if cfg.SAMPLER.K != 1:
-            raise ValueError(
+            raise SamplerError(
                 f"IIDSampler: SAMPLER.K = {cfg.SAMPLER.K}: the i.i.d. baseline draws single snippets (k = 1); "
                 "set SAMPLER.K 1, or use HierarchicalSampler for k > 1"
             )
         if cfg.SAMPLER.GENRE_BALANCED:
-            raise ValueError(
+            raise SamplerError(
                 "IIDSampler: SAMPLER.GENRE_BALANCED applies to the group samplers (HierarchicalSampler, "
                 "SceneAwareSampler); the baseline draws snippets uniformly from all titles"
             )
         if self.total_snippets < self.batch_size:
-            raise ValueError(
+            raise SamplerError(
                 f"IIDSampler: the titles hold {self.total_snippets} snippets, fewer than one global batch "
                 f"(SOLVER.BATCH_SIZE = {self.batch_size})"
             )
@@ -118,9 +118,9 @@ class SceneAwareSampler(GroupSampler):
     def prepare(self) -> None:
         self.scene_mode = self.cfg.SAMPLER.SCENE_MODE
         if self.scene_mode not in ("one_scene", "k_scenes"):
-            raise ValueError(f'SceneAwareSampler: SAMPLER.SCENE_MODE = {self.scene_mode!r} must be "one_scene" or "k_scenes"')
+            raise SamplerError(f'SceneAwareSampler: SAMPLER.SCENE_MODE = {self.scene_mode!r} must be "one_scene" or "k_scenes"')
         if self.scene_mode == "k_scenes" and self.window:
-            raise ValueError(
+            raise SamplerError(
                 f"SceneAwareSampler: SAMPLER.WINDOW = {self.window} does not apply with SCENE_MODE k_scenes "
                 "(one snippet per scene); set SAMPLER.WINDOW 0"
             )
