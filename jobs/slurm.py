@@ -10,6 +10,10 @@ What every submission (``jobs.pretrain.submit_pretraining``, ``jobs.preprocess``
   prints) turn the request into a submitit executor.
 * Inside a job, :func:`export_torch_distributed_env` turns the Slurm environment into the
   torchrun-style variables ``avplug.engine.distributed.init_distributed`` reads.
+* What submitit runs is decorated with :func:`job_exits_on_user_error`: a user error ends the task
+  with exit status 2 and no traceback on its log; its message and traceback go to
+  ``OUTPUT_DIR/slurm/<job id>/<job id>_<task>_user_error.txt`` (and the run's log files), and
+  :func:`follow` (``--wait``) raises it as one :class:`SlurmError` line.
 
 Job states come from ``scontrol show job`` (:func:`job_state`), with ``sacct`` as a fallback for
 jobs the controller has forgotten: submitit itself reads states through ``sacct`` only, which
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -34,6 +39,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +47,9 @@ from typing import Any, TextIO
 
 from fvcore.common.config import CfgNode
 
-from avplug.errors import UserError
+from avplug.config import ConfigError
+from avplug.engine.log import log_to_files
+from avplug.errors import UserError, user_error_message
 from jobs import submitit_adapter
 
 _log = logging.getLogger("avplug.jobs")
@@ -56,6 +64,35 @@ PREEMPTED_GRACE_S = 60.0
 
 class SlurmError(UserError, RuntimeError):
     """A Slurm job that failed, or a Slurm command that could not run; the message says which."""
+
+
+def user_error_file(paths) -> Path:
+    """Where a task (submitit ``JobPaths`` ``paths``) records the user error it stopped on."""
+    stderr = Path(paths.stderr)
+    return stderr.with_name(stderr.name.replace("_log.err", "_user_error.txt"))
+
+
+def job_exits_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate what submitit runs: a user error (:func:`avplug.errors.user_error_message`) ends the
+    task with exit status 2 instead of submitit's traceback; the message (first line) and the
+    traceback go to :func:`user_error_file` and to the log files set up.  A bug propagates."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            message = user_error_message(exc)
+            if message is None:
+                raise
+            log_to_files(message, exc)
+            import submitit
+
+            trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            user_error_file(submitit.JobEnvironment().paths).write_text(f"{message}\n\n{trace}")
+            raise SystemExit(2) from None
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,9 +174,9 @@ def resolve_slurm_options(cfg: CfgNode, args: argparse.Namespace | None = None) 
     )
     for name, value in (("--time", opts.time_minutes), ("--cpus-per-task", opts.cpus_per_task)):
         if value < 1:
-            raise ValueError(f"{name} = {value}: must be at least 1")
+            raise ConfigError(f"{name} = {value}: must be at least 1")
     if opts.gpus_per_node < 0 or opts.mem_gb < 0:
-        raise ValueError(f"--gpus-per-node = {opts.gpus_per_node}, --mem-gb = {opts.mem_gb}: must be >= 0")
+        raise ConfigError(f"--gpus-per-node = {opts.gpus_per_node}, --mem-gb = {opts.mem_gb}: must be >= 0")
     return opts
 
 
@@ -414,6 +451,10 @@ def job_results(job) -> list[Any]:
     tasks = [job.task(i) for i in range(job.num_tasks)] if job.num_tasks > 1 else [job]
     results = []
     for task in tasks:
+        user_error = user_error_file(task.paths)
+        if user_error.is_file():
+            message = (user_error.read_text(errors="replace").splitlines() or ["?"])[0]
+            raise SlurmError(f"{message} (Slurm job {job.job_id} task {task.task_id}; traceback in {user_error})")
         if not task.paths.result_pickle.exists():
             err = task.paths.stderr.read_text(errors="replace")[-4000:] if task.paths.stderr.exists() else ""
             raise SlurmError(
@@ -422,8 +463,12 @@ def job_results(job) -> list[Any]:
             )
         try:
             results.append(task.result())
-        except Exception as exc:  # submitit re-raises the job's error with its traceback
-            raise SlurmError(f"Slurm job {job.job_id} task {task.task_id} failed: {exc}") from exc
+        except Exception as exc:  # submitit re-raises the job's error with its traceback: keep its last line
+            trace = [line for line in str(exc).split("-" * 22)[1 if "-" * 22 in str(exc) else 0].splitlines() if line.strip()]
+            raise SlurmError(
+                f"Slurm job {job.job_id} task {task.task_id} failed: {trace[-1].strip() if trace else exc} "
+                f"(traceback in {task.paths.stderr})"
+            ) from exc
     return results
 
 
