@@ -386,22 +386,30 @@ def job_state(job_id: str) -> JobState | None:
     return states[0] if states else None
 
 
+# srun's own line for a task that stopped on a user error (exit status 2): follow() reports that error
+# itself, in one line, so the streamed log does not say it twice.
+_USER_ERROR_EXIT = re.compile(r"^srun: error: \S+: tasks? [\d,-]+: Exited with exit code 2$")
+
+
 class _Tail:
-    """Print what is appended to a file since the last call."""
+    """Print the whole lines appended to a file since the last call (less srun's user-error exit lines)."""
 
     def __init__(self, path: Path, stream: TextIO) -> None:
         self.path, self.stream, self.offset = path, stream, 0
 
-    def pump(self) -> None:
+    def pump(self, *, final: bool = False) -> None:
+        """Write the new whole lines (``final``: and an unterminated last line)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
                 data = f.read()
         except FileNotFoundError:
             return
-        if data:
-            self.offset += len(data)
-            self.stream.write(data.decode(errors="replace"))
+        end = len(data) if final else data.rfind(b"\n") + 1
+        if end:
+            self.offset += end
+            lines = data[:end].decode(errors="replace").splitlines(keepends=True)
+            self.stream.write("".join(line for line in lines if not _USER_ERROR_EXIT.match(line.rstrip("\n"))))
             self.stream.flush()
 
 
@@ -486,6 +494,8 @@ def follow(job, *, poll_s: float = 2.0, timeout_s: float | None = None, stdout: 
     task0 = job.task(0) if job.num_tasks > 1 else job
     tails = [_Tail(task0.paths.stdout, stdout or sys.stdout), _Tail(task0.paths.stderr, stderr or sys.stderr)]
     final = wait_for_jobs([job.job_id], poll_s=poll_s, timeout_s=timeout_s, on_poll=lambda: [t.pump() for t in tails])
+    for tail in tails:
+        tail.pump(final=True)
     state = final[job.job_id]
     results = job_results(job)  # raises with the log when a task produced nothing
     if state.state not in ("COMPLETED", "UNKNOWN"):
