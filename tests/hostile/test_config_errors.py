@@ -122,7 +122,7 @@ def test_resolved_config_still_loads(launch_main, capsys, tmp_path):
     assert "SEED: 3" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("case", ["python_object_tag", "circular_base"])
+@pytest.mark.parametrize("case", ["python_object_tag"])
 def test_as_a_real_subprocess(case, tmp_path):
     (files, argv, fragments) = next(c[1:] for c in CASES if c[0] == case)
     for name, text in files.items():

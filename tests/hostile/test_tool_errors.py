@@ -6,7 +6,7 @@ exactly one ``tool.py: message`` line on stderr naming the key or path, no trace
 runs through the tool's ``main`` in this process, and one case per tool also as a real subprocess
 (the subprocesses a few at a time: each one imports torch).  A local launch with two ranks fails
 the same way, with each rank's traceback in its log file.  A bug (not a user error) still shows its
-traceback.
+traceback (it propagates out of ``main``).
 """
 from __future__ import annotations
 
@@ -78,10 +78,10 @@ def _cases(tmp: Path, store_opts: list[str]) -> dict[str, tuple[list[str], list[
     }
 
 
-# One case per tool as a real subprocess, plus what only a subprocess shows (two spawned ranks, a bug's exit).
+# One case per tool as a real subprocess (the cheap ones: each subprocess imports torch).
 SUBPROCESS_CASES = [
-    "demo-key", "discrepancy-path", "evaluate-path", "ingest-path", "inspect_sampler-batch", "launch-store-spec",
-    "make_demo_corpus-path", "preprocess-store-spec", "report-path", "sweep-key", "launch-batch-2-ranks", "bug",
+    "demo-key", "discrepancy-path", "evaluate-key", "ingest-path", "inspect_sampler-key", "launch-key",
+    "make_demo_corpus-path", "preprocess-path", "report-path", "sweep-key",
 ]
 
 
@@ -92,7 +92,7 @@ def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def setting(tiny_demo, tmp_path_factory):
-    """The cases (on the tiny demo store), the buggy plugin's folder, and the store's index before them."""
+    """The cases (on the tiny demo store), the buggy plugin's folder, and the store's index before any ran."""
     tmp = tmp_path_factory.mktemp("tool_errors")
     plugins = tmp / "plugins"
     plugins.mkdir()
@@ -107,8 +107,7 @@ def setting(tiny_demo, tmp_path_factory):
 @pytest.fixture(scope="module")
 def outcomes(setting):
     """The finished subprocess of every case of SUBPROCESS_CASES, run three at a time."""
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(setting["plugins"]), str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     env.pop("AVPLUG_DEBUG", None)
     argvs = [setting["cases"][c][0] for c in SUBPROCESS_CASES]
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -140,7 +139,7 @@ USER_ERROR_CASES = [
     "preprocess-key", "sweep-key",
     "demo-path", "discrepancy-path", "evaluate-path", "ingest-path", "inspect_sampler-path", "launch-path",
     "make_demo_corpus-path", "preprocess-path", "report-path", "sweep-path",
-    "launch-batch", "inspect_sampler-batch", "launch-store-spec", "preprocess-store-spec",
+    "launch-batch", "launch-batch-2-ranks", "inspect_sampler-batch", "launch-store-spec", "preprocess-store-spec",
 ]
 
 
@@ -159,7 +158,7 @@ def test_a_user_error_is_one_line_and_status_2(setting, case, capsys):
     _assert_one_line(argv[0], status, capsys.readouterr().err, fragments)
 
 
-@pytest.mark.parametrize("case", [c for c in SUBPROCESS_CASES if c != "bug"])
+@pytest.mark.parametrize("case", SUBPROCESS_CASES)
 def test_as_a_real_subprocess(setting, outcomes, case):
     argv, fragments = setting["cases"][case]
     proc = outcomes[case]
@@ -172,23 +171,30 @@ def test_every_tool_is_covered(setting):
     assert {setting["cases"][c][0][0] for c in SUBPROCESS_CASES} == tools
 
 
-def test_the_traceback_goes_to_each_ranks_log_file(setting, outcomes):
-    assert outcomes["launch-batch-2-ranks"].returncode == 2
+def test_the_traceback_goes_to_each_ranks_log_file(setting, capsys):
+    argv, _ = setting["cases"]["launch-batch-2-ranks"]
     run = setting["tmp"] / "run2"
+    if not (run / "log.rank1.txt").is_file():  # when this test runs alone
+        assert _tool_main(argv[0])(argv[1:]) == 2
+    capsys.readouterr()
     for log in ("log.txt", "log.rank1.txt"):
         text = (run / log).read_text()
         assert "Traceback" in text and "SamplerError: HierarchicalSampler: a global batch of SOLVER.BATCH_SIZE = 64" in text, log
 
 
-def test_a_store_built_with_other_settings_is_left_as_it_was(setting, outcomes):
+def test_a_store_built_with_other_settings_is_left_as_it_was(setting, capsys):
+    argv, _ = setting["cases"]["preprocess-store-spec"]
+    assert _tool_main(argv[0])(argv[1:]) == 2
     index, before = setting["index"]
     assert index.read_bytes() == before
 
 
-def test_a_bug_still_shows_its_traceback(outcomes):
-    proc = outcomes["bug"]
-    assert proc.returncode == 1
-    assert "Traceback (most recent call last)" in proc.stderr and proc.stderr.rstrip().endswith("ZeroDivisionError: integer division or modulo by zero")
+def test_a_bug_still_shows_its_traceback(setting, monkeypatch):
+    """A bug propagates out of main (so Python prints its traceback and exits 1), here a plugin's."""
+    monkeypatch.syspath_prepend(str(setting["plugins"]))
+    argv, _ = setting["cases"]["bug"]
+    with pytest.raises(ZeroDivisionError):
+        _tool_main(argv[0])(argv[1:])
 
 
 def test_avplug_debug_shows_the_traceback_before_the_line(capsys, monkeypatch):
