@@ -15,6 +15,7 @@ import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
+from avplug.models.export import check_weights_file
 
 
 @exits_on_user_error("jobs.pretrain_main")
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cfg = cfg_from_args(args, world_size=world)
+    if cfg.MODEL.WEIGHTS:
+        check_weights_file(cfg.MODEL.WEIGHTS, "MODEL.WEIGHTS")
     from avplug.engine import distributed as du
     from avplug.engine.train import run_pretraining
 

@@ -157,7 +157,10 @@ def resolve_slurm_options(cfg: CfgNode, args: argparse.Namespace | None = None) 
         value = getattr(args, flag, None) if args is not None else None
         return default if value is None else value
 
-    extra = dict(_sbatch_item(item) for item in s.EXTRA)
+    try:
+        extra = dict(_sbatch_item(item) for item in s.EXTRA)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"LAUNCH.SLURM.EXTRA: {exc}") from exc
     extra.update(getattr(args, "sbatch_extra", None) or [])
     opts = SlurmOptions(
         partition=pick("partition", s.PARTITION),

@@ -10,6 +10,7 @@ traceback (it propagates out of ``main``).
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import logging
 import os
@@ -211,3 +212,17 @@ def test_the_traceback_goes_to_output_dir_log(tiny_demo, capsys, tmp_path):
     assert line.startswith("launch.py: HierarchicalSampler: a global batch of SOLVER.BATCH_SIZE = 64")
     log = (tmp_path / "log.txt").read_text()
     assert "Traceback (most recent call last)" in log and line.removeprefix("launch.py: ") in log
+
+
+def test_a_full_disk_is_a_user_error_naming_the_path(capsys, monkeypatch, tmp_path):
+    """No space left on device (or a read-only disk) is the user's to fix: one line naming the path."""
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("hostile_mdc", REPO / "tools" / "make_demo_corpus.py"))
+    module.__spec__.loader.exec_module(module)
+    target = tmp_path / "corpus" / "titles" / "movie_000.mp4"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(module, "generate_demo_corpus", full_disk)
+    assert module.main(["--out", str(tmp_path / "corpus")]) == 2
+    assert capsys.readouterr().err == f"make_demo_corpus.py: {target}: no space left on device\n"
