@@ -70,9 +70,11 @@ def main(argv=None) -> int:
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as exc:
-        first = (str(exc).strip().splitlines() or ["?"])[0]
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]  # torch: a heading, then what differs
+        detail = lines[1] if len(lines) > 1 else (lines or ["?"])[0]
         raise CheckpointFormatError(
-            f"the weights of {args.weights} do not fit the model of the cfg (MODEL.VIDEO/AUDIO NAME and WIDTH, MODEL.HEAD): {first}"
+            f"the weights of {args.weights} do not fit the model of the cfg (MODEL.VIDEO/AUDIO NAME and WIDTH, "
+            f"MODEL.HEAD): {detail[:300]}"
         ) from exc
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
