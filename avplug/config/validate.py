@@ -13,6 +13,13 @@ def _fail(key: str, value, why: str) -> None:
     raise ConfigError(f"{key} = {value!r}: {why}")
 
 
+def _at_least(node: CfgNode, group: str, bounds: dict[str, tuple[int, str]]) -> None:
+    """``node[key] >= low`` for each ``key: (low, what the bound means)`` of ``bounds``."""
+    for key, (low, meaning) in bounds.items():
+        if node[key] < low:
+            _fail(f"{group}.{key}", node[key], f"must be >= {low}{meaning}")
+
+
 def _check_data(d: CfgNode) -> None:
     """DATA: snippets, held-out split, store; fills the derived DATA.SNIPPET_SECONDS."""
     if d.SNIPPET_FRAMES < 1:
@@ -28,12 +35,8 @@ def _check_data(d: CfgNode) -> None:
         _fail("DATA.STORE_SHORT_SIDE", d.STORE_SHORT_SIDE, "must be positive")
     if d.AUDIO_RATE < 8000:
         _fail("DATA.AUDIO_RATE", d.AUDIO_RATE, "must be at least 8000 Hz")
-    if d.NUM_WORKERS < 0:
-        _fail("DATA.NUM_WORKERS", d.NUM_WORKERS, "loader worker processes per rank must be >= 0 (0: load in the training process)")
-    if d.PREPROCESS_WORKERS < 0:
-        _fail("DATA.PREPROCESS_WORKERS", d.PREPROCESS_WORKERS, "must be >= 0 (0: all cores)")
-    if d.MAX_TITLES < 0:
-        _fail("DATA.MAX_TITLES", d.MAX_TITLES, "must be >= 0 (0: all titles)")
+    _at_least(d, "DATA", {"NUM_WORKERS": (0, " (loader processes per rank; 0: load in the training process)"),
+                          "PREPROCESS_WORKERS": (0, " (0: all cores)"), "MAX_TITLES": (0, " (0: all titles)")})
 
 
 def _check_input(v: CfgNode, a: CfgNode) -> None:
@@ -103,14 +106,11 @@ def _check_solver(s: CfgNode, sampler: CfgNode, world_size: int | None) -> None:
         _fail("SOLVER.AMP", s.AMP, 'must be "auto", "bf16", "fp16" or "off"')
     if s.OPTIMIZER not in ("Adam", "AdamW", "SGD"):
         _fail("SOLVER.OPTIMIZER", s.OPTIMIZER, 'must be "Adam", "AdamW" or "SGD"')
-    if s.LOG_PERIOD < 1:
-        _fail("SOLVER.LOG_PERIOD", s.LOG_PERIOD, "must be >= 1")
-    if s.MAX_STEPS < 0:
-        _fail("SOLVER.MAX_STEPS", s.MAX_STEPS, "must be >= 0 (0: run SOLVER.MAX_EPOCHS)")
-    if s.CHECKPOINT_PERIOD < 0:
-        _fail("SOLVER.CHECKPOINT_PERIOD", s.CHECKPOINT_PERIOD, "must be >= 0 (0: a checkpoint at the end of each epoch only)")
-    if s.WEIGHT_DECAY < 0 or s.CLIP_GRAD_NORM < 0:
-        _fail("SOLVER.WEIGHT_DECAY/CLIP_GRAD_NORM", (s.WEIGHT_DECAY, s.CLIP_GRAD_NORM), "must be >= 0 (CLIP_GRAD_NORM 0: off)")
+    _at_least(s, "SOLVER", {
+        "LOG_PERIOD": (1, ""), "MAX_STEPS": (0, " (0: run SOLVER.MAX_EPOCHS)"),
+        "CHECKPOINT_PERIOD": (0, " (0: a checkpoint at the end of each epoch only)"), "WEIGHT_DECAY": (0, ""),
+        "CLIP_GRAD_NORM": (0, " (0: off)"),
+    })
 
 
 def _check_model(cfg: CfgNode) -> None:
@@ -142,8 +142,7 @@ def _check_eval(ev: CfgNode) -> None:
     for key in ("FRAMES", "NUM_CLIPS", "NUM_CROPS", "EPOCHS", "BATCH_SIZE", "LINEAR_MAX_ITER"):
         if e[key] < 1:
             _fail(f"EVAL.DOWNSTREAM.{key}", e[key], "must be >= 1")
-    if e.NUM_WORKERS < 0:
-        _fail("EVAL.DOWNSTREAM.NUM_WORKERS", e.NUM_WORKERS, "must be >= 0 (0: load in the evaluating process)")
+    _at_least(e, "EVAL.DOWNSTREAM", {"NUM_WORKERS": (0, " (0: load in the evaluating process)")})
     if e.FPS <= 0 or e.CLIP_SECONDS <= 0:
         _fail("EVAL.DOWNSTREAM.FPS", (e.FPS, e.CLIP_SECONDS), "FPS and CLIP_SECONDS must be positive")
     if not 0 <= e.WARMUP_EPOCHS <= e.EPOCHS:

@@ -6,7 +6,6 @@ wrongly accepted returns 0 instead of training); a few run as real subprocesses.
 """
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +16,9 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"hostile_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def launch_main():
-    return _tool("launch").main
+def launch_main(load_tool):
+    return load_tool("launch").main
 
 
 def _write(folder: Path, name: str, text: str | bytes) -> Path:
@@ -95,8 +87,8 @@ def test_override_errors_are_blamed_on_the_command_line_not_the_recipe(launch_ma
     assert err.startswith("launch.py: override SOLVER.BASE_LR abc (command line): ") and ".yaml" not in err, err
 
 
-def test_evaluate_refuses_a_bad_weights_file_up_front(capsys, tmp_path):
-    main = _tool("evaluate").main
+def test_evaluate_refuses_a_bad_weights_file_up_front(load_tool, capsys, tmp_path):
+    main = load_tool("evaluate").main
     notes = _write(tmp_path, "notes.pth", "not weights")
     assert main(["--cfg", "eval_demo.yaml", "--weights", str(tmp_path / "nowhere.pth"), "OUTPUT_DIR", str(tmp_path / "out")]) == 2
     assert main(["--cfg", "eval_demo.yaml", "--weights", str(notes), "OUTPUT_DIR", str(tmp_path / "out")]) == 2

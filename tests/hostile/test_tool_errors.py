@@ -11,7 +11,6 @@ traceback (it propagates out of ``main``).
 from __future__ import annotations
 
 import errno
-import importlib.util
 import logging
 import os
 import subprocess
@@ -128,13 +127,6 @@ def own_avplug_logger():
     logger.handlers[:] = kept
 
 
-def _tool_main(name: str):
-    spec = importlib.util.spec_from_file_location(f"hostile_tool_{name}", REPO / "tools" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 USER_ERROR_CASES = [
     "demo-key", "discrepancy-key", "evaluate-key", "ingest-key", "inspect_sampler-key", "launch-key", "make_demo_corpus-key",
     "preprocess-key", "sweep-key",
@@ -153,9 +145,9 @@ def _assert_one_line(tool: str, status: int, stderr: str, fragments: list[str]) 
 
 
 @pytest.mark.parametrize("case", USER_ERROR_CASES)
-def test_a_user_error_is_one_line_and_status_2(setting, case, capsys):
+def test_a_user_error_is_one_line_and_status_2(load_tool, setting, case, capsys):
     argv, fragments = setting["cases"][case]
-    status = _tool_main(argv[0])(argv[1:])
+    status = load_tool(argv[0].removesuffix(".py")).main(argv[1:])
     _assert_one_line(argv[0], status, capsys.readouterr().err, fragments)
 
 
@@ -172,52 +164,51 @@ def test_every_tool_is_covered(setting):
     assert {setting["cases"][c][0][0] for c in SUBPROCESS_CASES} == tools
 
 
-def test_the_traceback_goes_to_each_ranks_log_file(setting, capsys):
+def test_the_traceback_goes_to_each_ranks_log_file(load_tool, setting, capsys):
     argv, _ = setting["cases"]["launch-batch-2-ranks"]
     run = setting["tmp"] / "run2"
     if not (run / "log.rank1.txt").is_file():  # when this test runs alone
-        assert _tool_main(argv[0])(argv[1:]) == 2
+        assert load_tool(argv[0].removesuffix(".py")).main(argv[1:]) == 2
     capsys.readouterr()
     for log in ("log.txt", "log.rank1.txt"):
         text = (run / log).read_text()
         assert "Traceback" in text and "SamplerError: HierarchicalSampler: a global batch of SOLVER.BATCH_SIZE = 64" in text, log
 
 
-def test_a_store_built_with_other_settings_is_left_as_it_was(setting, capsys):
+def test_a_store_built_with_other_settings_is_left_as_it_was(load_tool, setting, capsys):
     argv, _ = setting["cases"]["preprocess-store-spec"]
-    assert _tool_main(argv[0])(argv[1:]) == 2
+    assert load_tool(argv[0].removesuffix(".py")).main(argv[1:]) == 2
     index, before = setting["index"]
     assert index.read_bytes() == before
 
 
-def test_a_bug_still_shows_its_traceback(setting, monkeypatch):
+def test_a_bug_still_shows_its_traceback(load_tool, setting, monkeypatch):
     """A bug propagates out of main (so Python prints its traceback and exits 1), here a plugin's."""
     monkeypatch.syspath_prepend(str(setting["plugins"]))
     argv, _ = setting["cases"]["bug"]
     with pytest.raises(ZeroDivisionError):
-        _tool_main(argv[0])(argv[1:])
+        load_tool(argv[0].removesuffix(".py")).main(argv[1:])
 
 
-def test_avplug_debug_shows_the_traceback_before_the_line(capsys, monkeypatch):
+def test_avplug_debug_shows_the_traceback_before_the_line(load_tool, capsys, monkeypatch):
     monkeypatch.setenv("AVPLUG_DEBUG", "1")
-    assert _tool_main("launch.py")(["--dry-run", "--cfg", "demo.yaml", *BAD_KEY]) == 2
+    assert load_tool("launch").main(["--dry-run", "--cfg", "demo.yaml", *BAD_KEY]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last)") and "ConfigError" in err
     assert err.splitlines()[-1].startswith("launch.py: override SOLVER.BASE_LRR 0.1 (command line): unknown config key")
 
 
-def test_the_traceback_goes_to_output_dir_log(tiny_demo, capsys, tmp_path):
-    assert _tool_main("launch.py")(["--cfg", "demo.yaml", *tiny_demo, *IMPOSSIBLE_BATCH, "OUTPUT_DIR", str(tmp_path)]) == 2
+def test_the_traceback_goes_to_output_dir_log(load_tool, tiny_demo, capsys, tmp_path):
+    assert load_tool("launch").main(["--cfg", "demo.yaml", *tiny_demo, *IMPOSSIBLE_BATCH, "OUTPUT_DIR", str(tmp_path)]) == 2
     line = capsys.readouterr().err.splitlines()[-1]
     assert line.startswith("launch.py: HierarchicalSampler: a global batch of SOLVER.BATCH_SIZE = 64")
     log = (tmp_path / "log.txt").read_text()
     assert "Traceback (most recent call last)" in log and line.removeprefix("launch.py: ") in log
 
 
-def test_a_full_disk_is_a_user_error_naming_the_path(capsys, monkeypatch, tmp_path):
+def test_a_full_disk_is_a_user_error_naming_the_path(load_tool, capsys, monkeypatch, tmp_path):
     """No space left on device (or a read-only disk) is the user's to fix: one line naming the path."""
-    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("hostile_mdc", REPO / "tools" / "make_demo_corpus.py"))
-    module.__spec__.loader.exec_module(module)
+    module = load_tool("make_demo_corpus")
     target = tmp_path / "corpus" / "titles" / "movie_000.mp4"
 
     def full_disk(*args, **kwargs):
