@@ -1,4 +1,11 @@
-"""Building a cfg from defaults, plugin hooks, a YAML recipe and ``KEY VALUE`` overrides."""
+"""Building a cfg from defaults, plugin hooks, a YAML recipe and ``KEY VALUE`` overrides.
+
+Everything is checked as it is loaded and refused with a one-line :class:`ConfigError`: the recipe
+file (:mod:`avplug.config.recipe`), its keys and value types (blamed on the file), each override
+(``override KEY VALUE (command line): ...``), ``PLUGINS`` (a list of module names), the plugins
+themselves (:class:`avplug.builtin_plugins.PluginError`), the registered names the cfg asks for and
+every value (:func:`avplug.config.validate.validate_cfg`).
+"""
 from __future__ import annotations
 
 import ast

@@ -81,7 +81,7 @@ def _yaml_error_message(path: Path, exc: yaml.YAMLError) -> str:
 
 
 def _base_path(path: Path, base: str, find_shipped: Callable[[str], Path | None]) -> Path:
-    candidate = (path.parent / base).expanduser()
+    candidate = path.parent / Path(base).expanduser()  # an absolute base stays as it is
     if candidate.is_file():
         return candidate.resolve()
     shipped = find_shipped(base)
