@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from avplug.data.errors import StoreError
+from avplug.errors import user_error_message
+
 REPO = Path(__file__).resolve().parents[2]
 BAD_KEY = ["SOLVER.BASE_LRR", "0.1"]
 IMPOSSIBLE_BATCH = ["SAMPLER.K", "2", "SOLVER.BATCH_SIZE", "64", "DATA.NUM_WORKERS", "0"]
@@ -217,3 +220,19 @@ def test_a_full_disk_is_a_user_error_naming_the_path(load_tool, capsys, monkeypa
     monkeypatch.setattr(module, "generate_demo_corpus", full_disk)
     assert module.main(["--out", str(tmp_path / "corpus")]) == 2
     assert capsys.readouterr().err == f"make_demo_corpus.py: {target}: no space left on device\n"
+
+
+class _BrokenTitle(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int):
+        raise StoreError("/data/store", f"title 'movie_{index:03d}': audio.npy is truncated")
+
+
+def test_a_user_error_in_a_loader_worker_is_still_one_line():
+    """torch re-raises a worker's StoreError as a RuntimeError holding the worker's traceback."""
+    with pytest.raises(RuntimeError) as raised:
+        next(iter(torch.utils.data.DataLoader(_BrokenTitle(), num_workers=1)))
+    assert user_error_message(raised.value) == "snippet store /data/store: title 'movie_000': audio.npy is truncated"
+    assert user_error_message(RuntimeError("Caught ZeroDivisionError in DataLoader worker process 0.\nOriginal Traceback ...")) is None
