@@ -5,6 +5,12 @@ import importlib
 from typing import Iterable
 
 import registry
+from avplug.errors import UserError
+
+
+class PluginError(UserError, ImportError):
+    """A plugin module (``--plugin``, ``PLUGINS`` or an entry point) that is missing, has a syntax
+    error or raised while being imported; the message names it and the error's first line."""
 
 # Every module of avplug that registers objects.  Adding a built-in means adding it here.
 BUILTIN_MODULES = (
@@ -24,6 +30,11 @@ def register_builtins() -> None:
 
 
 def setup_plugins(modules: Iterable[str] = ()) -> list[str]:
-    """Register the built-ins, then third-party plugins: entry points and ``modules``."""
+    """Register the built-ins, then third-party plugins: entry points and ``modules``.
+
+    A third-party plugin that fails to import is a :class:`PluginError`."""
     register_builtins()
-    return registry.load_plugins(list(modules))
+    try:
+        return registry.load_plugins(list(modules))
+    except ImportError as exc:
+        raise PluginError(str(exc)) from exc.__cause__ or exc

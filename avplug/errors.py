@@ -7,7 +7,62 @@ any other exception is a bug and keeps its traceback.  Every layer's error types
 ``ConfigError`` (config), ``MediaError`` / ``StoreError`` / ``CatalogError`` (data),
 ``CheckpointFormatError`` (models), ``SweepError`` (experiments), ``SlurmError`` (jobs).
 """
+import errno
+import re
 
 
 class UserError(Exception):
     """A problem with the user's input, files or environment; the message names it and the fix."""
+
+
+# OS errors that a user causes and fixes (a path, a permission, a full or read-only disk), by errno.
+_USER_ERRNOS = {
+    errno.ENOENT: "no such file or directory",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+_USER_OS_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
+
+
+# How torch's DataLoader re-raises an error of a worker process (torch._utils.ExceptionWrapper).
+_LOADER_WORKER = re.compile(r"Caught (?P<name>\w+) in DataLoader worker process \d+\.\nOriginal Traceback")
+
+
+def _user_error_names() -> set[str]:
+    names, todo = {cls.__name__ for cls in _USER_OS_ERRORS}, [UserError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one-line message for ``exc`` if it is the user's to fix, else None (a bug).
+
+    User errors are :class:`UserError` and the OS errors of ``_USER_ERRNOS`` (a missing input path,
+    permission denied, no space left on device ...), whose message names the path, also when a
+    DataLoader worker raised it (torch then re-raises it with the worker's traceback as message).
+    Only the first line of a message is kept.
+    """
+    from_worker = _LOADER_WORKER.match(str(exc))
+    if from_worker:  # torch re-raises a loader worker's error with its traceback as the message
+        if from_worker["name"] not in _user_error_names():
+            return None
+        last = [line for line in str(exc).splitlines() if line.strip()][-1]
+        text = last.split(f"{from_worker['name']}: ", 1)[-1]
+    elif isinstance(exc, UserError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.errno in _USER_ERRNOS:
+        paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        text = f"{paths}: {_USER_ERRNOS[exc.errno]}" if paths else str(exc)
+    elif isinstance(exc, _USER_OS_ERRORS):  # raised by avplug with its own message naming the path
+        text = str(exc)
+    else:
+        return None
+    return (text.strip().splitlines() or [type(exc).__name__])[0]

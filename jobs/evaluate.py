@@ -33,6 +33,7 @@ class EvaluateSplitJob(submitit.helpers.Checkpointable):
     def __init__(self, cfg: CfgNode, weights: str) -> None:
         self.cfg, self.weights = cfg, weights
 
+    @slurm.job_exits_on_user_error
     def __call__(self, split: int) -> dict[str, Any]:
         from avplug.builtin_plugins import setup_plugins
         from avplug.engine.log import setup_logging
@@ -59,14 +60,14 @@ def missing_splits(cfg: CfgNode, splits: Sequence[int]) -> list[int]:
 def aggregate_results(cfg: CfgNode, splits: Sequence[int]) -> dict[str, Any]:
     """Aggregate the splits' ``result.json`` into ``OUTPUT_DIR/results.json`` and ``results.md``.
 
-    Raises ``RuntimeError`` naming the splits that have no result (their task failed).
+    Raises :class:`jobs.slurm.SlurmError` naming the splits that have no result (their task failed).
     """
     from avplug.evaluation.downstream_protocols import load_split_result, write_summary
     from avplug.evaluation.downstream_statistics import aggregate
 
     missing = missing_splits(cfg, splits)
     if missing:
-        raise RuntimeError(
+        raise slurm.SlurmError(
             f"{cfg.OUTPUT_DIR}: no result for split(s) {missing} (see their logs); submit the same command "
             "again: finished splits are reused and unfinished fine-tuning resumes from its last epoch"
         )
@@ -124,7 +125,7 @@ def submit_evaluation(cfg: CfgNode, args: argparse.Namespace, *, weights: str, s
     agg_params = dict(params, dependency=f"afterany:{array_id}", job_name=f"{opts.job_name}-aggregate", gpus_per_node=None)
     agg_params = {k: v for k, v in agg_params.items() if v is not None}
     with slurm.sbatch_errors("the aggregate job"):
-        agg_job = slurm.make_executor(out / "slurm" / "%j", agg_params, max_requeues=0).submit(aggregate_results, run_cfg, splits)
+        agg_job = slurm.make_executor(out / "slurm" / "%j", agg_params, max_requeues=0).submit(slurm.job_exits_on_user_error(aggregate_results), run_cfg, splits)
     print(
         f"submitted Slurm array {array_id} (splits {splits}) and aggregate job {agg_job.job_id}\n"
         f"  output: {out}\n  code:   {code}",

@@ -14,10 +14,10 @@ import json
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 
 
-@exits_on_config_error("jobs.evaluate_main")
+@exits_on_user_error("jobs.evaluate_main")
 def main(argv: list[str] | None = None) -> int:
     parser = default_argument_parser("avplug downstream evaluation: one split (a replica) or all of them.")
     parser.add_argument("--weights", required=True, help="pretraining checkpoint or exported encoders; 'none' for random init")

@@ -28,6 +28,7 @@ from typing import Any
 import submitit
 from fvcore.common.config import CfgNode
 
+from avplug.config import ConfigError
 from jobs import slurm, snapshot
 
 _log = logging.getLogger("avplug.jobs")
@@ -51,6 +52,7 @@ class PreprocessShardJob(submitit.helpers.Checkpointable):
         self.catalog_dir, self.store_dir, self.cfg = catalog_dir, store_dir, cfg
         self.num_shards, self.workers = num_shards, workers
 
+    @slurm.job_exits_on_user_error
     def __call__(self, shard: int) -> dict[str, Any]:
         from avplug.data.store import StoreSpec
         from avplug.data.store_writer import preprocess
@@ -100,7 +102,7 @@ def merge_store(catalog_dir: str, store_dir: str) -> dict[str, Any]:
     setup_logging()
     missing = unaccounted_titles(catalog_dir, store_dir)
     if missing:
-        raise RuntimeError(
+        raise slurm.SlurmError(
             f"merge of {store_dir}: {len(missing)} catalog titles were not preprocessed (a shard did not finish), "
             f"e.g. {', '.join(missing[:5])}; submit the same tools/preprocess.py --slurm command again "
             "(finished titles are skipped) or run the missing shards with --shard I --num-shards K, then --merge"
@@ -151,7 +153,7 @@ def submit_preprocess_array(cfg: CfgNode, args: argparse.Namespace, *, catalog_d
 
     k = args.array_size
     if not k or k < 1:
-        raise ValueError("--slurm needs --array-size K (the number of array tasks), K >= 1")
+        raise ConfigError("--slurm needs --array-size K (the number of array tasks), K >= 1")
     catalog_dir, store_dir = str(Path(catalog_dir).resolve()), str(Path(store_dir).resolve())
     opts = slurm.resolve_slurm_options(cfg, args)
     workers = args.workers if getattr(args, "workers", None) is not None else cfg.DATA.PREPROCESS_WORKERS
@@ -182,7 +184,7 @@ def submit_preprocess_array(cfg: CfgNode, args: argparse.Namespace, *, catalog_d
     merge_params = slurm.sbatch_parameters(opts, setup=setup, **opts_cpu)
     merge_params.update(dependency=f"afterany:{array_id}", job_name=f"{opts.job_name}-merge")
     with slurm.sbatch_errors("the merge job"):
-        merge = slurm.make_executor(logs / "%j", merge_params, max_requeues=opts.max_requeues).submit(merge_store, catalog_dir, store_dir)
+        merge = slurm.make_executor(logs / "%j", merge_params, max_requeues=opts.max_requeues).submit(slurm.job_exits_on_user_error(merge_store), catalog_dir, store_dir)
     print(
         f"submitted Slurm array {array_id} ({k} tasks over {num_titles} titles) and merge job {merge.job_id}\n"
         f"  store: {store_dir}\n  logs:  {logs}\n  code:  {code}",

@@ -13,10 +13,10 @@ import json
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 
 
-@exits_on_config_error("jobs.preprocess_main")
+@exits_on_user_error("jobs.preprocess_main")
 def main(argv: list[str] | None = None) -> int:
     parser = default_argument_parser("One shard of avplug preprocessing, merging when it is the last.")
     parser.add_argument("--catalog", default=None, help="catalog folder (default: DATA.CATALOG_DIR)")

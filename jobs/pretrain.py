@@ -46,6 +46,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
         self.cfg = cfg
         self.resume = resume
 
+    @slurm.job_exits_on_user_error
     def __call__(self) -> dict[str, Any]:
         from avplug.builtin_plugins import setup_plugins
         from avplug.engine import distributed as du

@@ -15,10 +15,11 @@ import os
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
+from avplug.models.export import check_weights_file
 
 
-@exits_on_config_error("jobs.pretrain_main")
+@exits_on_user_error("jobs.pretrain_main")
 def main(argv: list[str] | None = None) -> int:
     parser = default_argument_parser("One rank of avplug pretraining under torchrun / TorchX.")
     resume = parser.add_mutually_exclusive_group()
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cfg = cfg_from_args(args, world_size=world)
+    if cfg.MODEL.WEIGHTS:
+        check_weights_file(cfg.MODEL.WEIGHTS, "MODEL.WEIGHTS")
     from avplug.engine import distributed as du
     from avplug.engine.run_dir import resume_from_flags
     from avplug.engine.train import run_pretraining

@@ -10,6 +10,10 @@ What every submission (``jobs.pretrain.submit_pretraining``, ``jobs.preprocess``
   prints) turn the request into a submitit executor.
 * Inside a job, :func:`export_torch_distributed_env` turns the Slurm environment into the
   torchrun-style variables ``avplug.engine.distributed.init_distributed`` reads.
+* What submitit runs is decorated with :func:`job_exits_on_user_error`: a user error ends the task
+  with exit status 2 and no traceback on its log; its message and traceback go to
+  ``OUTPUT_DIR/slurm/<job id>/<job id>_<task>_user_error.txt`` (and the run's log files), and
+  :func:`follow` (``--wait``) raises it as one :class:`SlurmError` line.
 
 Job states come from ``scontrol show job`` (:func:`job_state`), with ``sacct`` as a fallback for
 jobs the controller has forgotten: submitit itself reads states through ``sacct`` only, which
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -34,6 +39,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +47,9 @@ from typing import Any, TextIO
 
 from fvcore.common.config import CfgNode
 
-from avplug.errors import UserError
+from avplug.config import ConfigError
+from avplug.engine.log import log_to_files
+from avplug.errors import UserError, user_error_message
 from jobs import submitit_adapter
 
 _log = logging.getLogger("avplug.jobs")
@@ -56,6 +64,35 @@ PREEMPTED_GRACE_S = 60.0
 
 class SlurmError(UserError, RuntimeError):
     """A Slurm job that failed, or a Slurm command that could not run; the message says which."""
+
+
+def user_error_file(paths) -> Path:
+    """Where a task (submitit ``JobPaths`` ``paths``) records the user error it stopped on."""
+    stderr = Path(paths.stderr)
+    return stderr.with_name(stderr.name.replace("_log.err", "_user_error.txt"))
+
+
+def job_exits_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate what submitit runs: a user error (:func:`avplug.errors.user_error_message`) ends the
+    task with exit status 2 instead of submitit's traceback; the message (first line) and the
+    traceback go to :func:`user_error_file` and to the log files set up.  A bug propagates."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            message = user_error_message(exc)
+            if message is None:
+                raise
+            log_to_files(message, exc)
+            import submitit
+
+            trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            user_error_file(submitit.JobEnvironment().paths).write_text(f"{message}\n\n{trace}")
+            raise SystemExit(2) from None
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,7 +157,10 @@ def resolve_slurm_options(cfg: CfgNode, args: argparse.Namespace | None = None) 
         value = getattr(args, flag, None) if args is not None else None
         return default if value is None else value
 
-    extra = dict(_sbatch_item(item) for item in s.EXTRA)
+    try:
+        extra = dict(_sbatch_item(item) for item in s.EXTRA)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"LAUNCH.SLURM.EXTRA: {exc}") from exc
     extra.update(getattr(args, "sbatch_extra", None) or [])
     opts = SlurmOptions(
         partition=pick("partition", s.PARTITION),
@@ -137,9 +177,9 @@ def resolve_slurm_options(cfg: CfgNode, args: argparse.Namespace | None = None) 
     )
     for name, value in (("--time", opts.time_minutes), ("--cpus-per-task", opts.cpus_per_task)):
         if value < 1:
-            raise ValueError(f"{name} = {value}: must be at least 1")
+            raise ConfigError(f"{name} = {value}: must be at least 1")
     if opts.gpus_per_node < 0 or opts.mem_gb < 0:
-        raise ValueError(f"--gpus-per-node = {opts.gpus_per_node}, --mem-gb = {opts.mem_gb}: must be >= 0")
+        raise ConfigError(f"--gpus-per-node = {opts.gpus_per_node}, --mem-gb = {opts.mem_gb}: must be >= 0")
     return opts
 
 
@@ -349,22 +389,30 @@ def job_state(job_id: str) -> JobState | None:
     return states[0] if states else None
 
 
+# srun's own line for a task that stopped on a user error (exit status 2): follow() reports that error
+# itself, in one line, so the streamed log does not say it twice.
+_USER_ERROR_EXIT = re.compile(r"^srun: error: \S+: tasks? [\d,-]+: Exited with exit code 2$")
+
+
 class _Tail:
-    """Print what is appended to a file since the last call."""
+    """Print the whole lines appended to a file since the last call (less srun's user-error exit lines)."""
 
     def __init__(self, path: Path, stream: TextIO) -> None:
         self.path, self.stream, self.offset = path, stream, 0
 
-    def pump(self) -> None:
+    def pump(self, *, final: bool = False) -> None:
+        """Write the new whole lines (``final``: and an unterminated last line)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
                 data = f.read()
         except FileNotFoundError:
             return
-        if data:
-            self.offset += len(data)
-            self.stream.write(data.decode(errors="replace"))
+        end = len(data) if final else data.rfind(b"\n") + 1
+        if end:
+            self.offset += end
+            lines = data[:end].decode(errors="replace").splitlines(keepends=True)
+            self.stream.write("".join(line for line in lines if not _USER_ERROR_EXIT.match(line.rstrip("\n"))))
             self.stream.flush()
 
 
@@ -414,6 +462,10 @@ def job_results(job) -> list[Any]:
     tasks = [job.task(i) for i in range(job.num_tasks)] if job.num_tasks > 1 else [job]
     results = []
     for task in tasks:
+        user_error = user_error_file(task.paths)
+        if user_error.is_file():
+            message = (user_error.read_text(errors="replace").splitlines() or ["?"])[0]
+            raise SlurmError(f"{message} (Slurm job {job.job_id} task {task.task_id}; traceback in {user_error})")
         if not task.paths.result_pickle.exists():
             err = task.paths.stderr.read_text(errors="replace")[-4000:] if task.paths.stderr.exists() else ""
             raise SlurmError(
@@ -422,8 +474,12 @@ def job_results(job) -> list[Any]:
             )
         try:
             results.append(task.result())
-        except Exception as exc:  # submitit re-raises the job's error with its traceback
-            raise SlurmError(f"Slurm job {job.job_id} task {task.task_id} failed: {exc}") from exc
+        except Exception as exc:  # submitit re-raises the job's error with its traceback: keep its last line
+            trace = [line for line in str(exc).split("-" * 22)[1 if "-" * 22 in str(exc) else 0].splitlines() if line.strip()]
+            raise SlurmError(
+                f"Slurm job {job.job_id} task {task.task_id} failed: {trace[-1].strip() if trace else exc} "
+                f"(traceback in {task.paths.stderr})"
+            ) from exc
     return results
 
 
@@ -441,6 +497,8 @@ def follow(job, *, poll_s: float = 2.0, timeout_s: float | None = None, stdout: 
     task0 = job.task(0) if job.num_tasks > 1 else job
     tails = [_Tail(task0.paths.stdout, stdout or sys.stdout), _Tail(task0.paths.stderr, stderr or sys.stderr)]
     final = wait_for_jobs([job.job_id], poll_s=poll_s, timeout_s=timeout_s, on_poll=lambda: [t.pump() for t in tails])
+    for tail in tails:
+        tail.pump(final=True)
     state = final[job.job_id]
     results = job_results(job)  # raises with the log when a task produced nothing
     if state.state not in ("COMPLETED", "UNKNOWN"):

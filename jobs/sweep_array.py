@@ -42,6 +42,7 @@ class SweepRunJob(submitit.helpers.Checkpointable):
     def __init__(self, sweep_dir: str) -> None:
         self.sweep_dir = sweep_dir
 
+    @slurm.job_exits_on_user_error
     def __call__(self, run: Mapping[str, Any]) -> dict[str, Any]:
         from avplug.builtin_plugins import setup_plugins
         from avplug.engine import distributed as du
@@ -139,7 +140,7 @@ def submit_sweep(cfg: CfgNode, sweep_dir: str | os.PathLike, runs: Sequence[Mapp
         print(f"submitted Slurm array {array_id}: {len(todo)} run(s) ({', '.join(r['name'] for r in todo)})", flush=True)
     else:
         print("every run has finished already: submitting the report job only", flush=True)
-    report_job = slurm.make_executor(folder, report, max_requeues=0).submit(aggregate_sweep, str(sweep_dir))
+    report_job = slurm.make_executor(folder, report, max_requeues=0).submit(slurm.job_exits_on_user_error(aggregate_sweep), str(sweep_dir))
     print(f"submitted report job {report_job.job_id}\n  output: {sweep_dir}\n  code:   {code}", flush=True)
 
     if getattr(args, "wait", False):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import traceback
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterable
 
@@ -24,8 +25,9 @@ _config_hooks: list[Callable[[Any], None]] = []
 def load_plugins(modules: Iterable[str] = (), *, entry_point_group: str | None = ENTRY_POINT_GROUP) -> list[str]:
     """Import plugin ``modules`` and every entry point of ``entry_point_group``; return the new names.
 
-    Each plugin is imported once.  A module that cannot be imported is an ``ImportError`` that names
-    it and where it was asked for.
+    Each plugin is imported once.  A plugin that cannot be imported (missing, a syntax error, or an
+    exception while it runs) is an ``ImportError`` whose one-line message names it and the error's
+    first line (:func:`import_failure`); the original exception is its ``__cause__``.
     """
     new: list[str] = []
     if entry_point_group:
@@ -36,7 +38,7 @@ def load_plugins(modules: Iterable[str] = (), *, entry_point_group: str | None =
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must say which one it is
-                raise ImportError(f"avplug plugin {key} ({ep.dist.name if ep.dist else '?'}) failed to load: {exc}") from exc
+                raise import_failure(f"avplug plugin {key} ({ep.dist.name if ep.dist else '?'})", exc) from exc
             if ep.attr and callable(obj):
                 obj()
             _loaded[ep.value] = key
@@ -46,13 +48,26 @@ def load_plugins(modules: Iterable[str] = (), *, entry_point_group: str | None =
             continue
         try:
             importlib.import_module(module)
-        except ImportError as exc:
-            raise ImportError(f"avplug plugin module {module!r} could not be imported: {exc}") from exc
+        except Exception as exc:  # ImportError, SyntaxError, or whatever the module raised
+            raise import_failure(f"avplug plugin module {module!r}", exc) from exc
         _loaded[module] = "module"
         new.append(module)
     if new:
         _log.info("loaded avplug plugins: %s", ", ".join(new))
     return new
+
+
+def import_failure(plugin: str, exc: BaseException) -> ImportError:
+    """An ``ImportError`` saying in one line that ``plugin`` failed to import, and why."""
+    if isinstance(exc, ModuleNotFoundError):
+        return ImportError(f"{plugin} could not be imported: {exc} (is it installed, or on PYTHONPATH?)")
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "its source"
+        return ImportError(f"{plugin} has a syntax error: {exc.msg} ({where})")
+    first = (str(exc).strip().splitlines() or [""])[0]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "importlib" not in f.filename]
+    where = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
+    return ImportError(f"{plugin} raised {type(exc).__name__}{': ' + first if first else ''} while being imported{where}")
 
 
 def loaded_plugins() -> dict[str, str]:

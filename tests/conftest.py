@@ -23,6 +23,20 @@ def python_exe() -> str:
     return sys.executable
 
 
+@pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("ingest")``: the module of tools/ingest.py, to call its main() in-process."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"avplug_tool_{name}", REPO / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 TINY_DEMO_SIZES = dict(num_movies=2, num_shows=1, episodes_per_show=2, title_seconds=12.0)
 
 

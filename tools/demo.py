@@ -15,10 +15,12 @@ import sys
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import avplug  # noqa: F401  (pytorchvideo shim first)
+from avplug.config.cli import exits_on_user_error
 from avplug.demo import run_demo
 from avplug.engine.log import setup_logging
 
 
+@exits_on_user_error("demo.py")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--out", default="output/demo", help="folder for the corpus, catalog, store, checkpoints and report")

@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.engine.log import setup_logging
+from avplug.models.export import CheckpointFormatError, check_weights_file
 
 
 def build_parser():
@@ -33,39 +33,33 @@ def build_parser():
 
 
 def read_checkpoint(path: str) -> dict:
-    """The checkpoint dict (``weights_only`` loading); a clear error when it is not one."""
+    """The checkpoint dict (``weights_only`` loading); a :class:`CheckpointFormatError` naming the
+    file when it is missing or not a pretraining checkpoint."""
     import torch
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors of every kind: name the file
-        raise ValueError(f"{path}: cannot be read as an avplug checkpoint ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-        raise ValueError(f"{path}: not a pretraining checkpoint (expected a dict with a 'model' state dict)")  # noqa: TRY004 (bad file content, not a bad argument type)
+    check_weights_file(path, "--weights")
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data.get("model"), dict):
+        raise CheckpointFormatError(f"--weights {path}: not a pretraining checkpoint (expected a dict with a 'model' state dict)")
     return data
 
 
+@exits_on_user_error("discrepancy.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    try:
-        checkpoint = read_checkpoint(args.weights)
-        if args.cfg is None:
-            if not isinstance(checkpoint.get("cfg"), str):
-                raise ValueError(f"{args.weights} stores no cfg: pass --cfg")
-            with tempfile.TemporaryDirectory(prefix="avplug-cfg-") as tmp:
-                stored = Path(tmp) / "config.yaml"
-                stored.write_text(checkpoint["cfg"])
-                args.cfg = str(stored)
-                cfg = cfg_from_args(args)
-        else:
+    checkpoint = read_checkpoint(args.weights)
+    if args.cfg is None:
+        if not isinstance(checkpoint.get("cfg"), str):
+            raise CheckpointFormatError(f"--weights {args.weights} stores no cfg: pass --cfg")
+        with tempfile.TemporaryDirectory(prefix="avplug-cfg-") as tmp:
+            stored = Path(tmp) / "config.yaml"
+            stored.write_text(checkpoint["cfg"])
+            args.cfg = str(stored)
             cfg = cfg_from_args(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"discrepancy.py: {exc}", file=sys.stderr)
-        return 2
+    else:
+        cfg = cfg_from_args(args)
     from avplug.evaluation.heldout_embedding import evaluate_discrepancy
     from avplug.evaluation.heldout_report import heldout_markdown
     from avplug.models import build_model
@@ -76,19 +70,15 @@ def main(argv=None) -> int:
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as exc:
-        print(
-            f"discrepancy.py: the weights of {args.weights} do not fit the model of the cfg "
-            f"(MODEL.VIDEO/AUDIO NAME and WIDTH, MODEL.HEAD): {exc}",
-            file=sys.stderr,
-        )
-        return 2
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]  # torch: a heading, then what differs
+        detail = lines[1] if len(lines) > 1 else (lines or ["?"])[0]
+        raise CheckpointFormatError(
+            f"the weights of {args.weights} do not fit the model of the cfg (MODEL.VIDEO/AUDIO NAME and WIDTH, "
+            f"MODEL.HEAD): {detail[:300]}"
+        ) from exc
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
-    try:
-        result = evaluate_discrepancy(cfg, model, device, plot_path=out / "score_histograms.png")
-    except (FileNotFoundError, LookupError, ValueError) as exc:
-        print(f"discrepancy.py: {exc}", file=sys.stderr)
-        return 2
+    result = evaluate_discrepancy(cfg, model, device, plot_path=out / "score_histograms.png")
     result = {"weights": str(args.weights), "step": checkpoint.get("step"), **result}
     (out / "discrepancy.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "discrepancy.md").write_text("\n".join(heldout_markdown({Path(args.weights).name: result})) + "\n")

@@ -20,9 +20,10 @@ import logging
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.engine.log import setup_logging
 from avplug.evaluation.checkpoint_inputs import describe_inherited, explicit_keys, inherit_checkpoint_inputs
+from avplug.models.export import check_weights_file
 from jobs import slurm
 from jobs.evaluate import submit_evaluation
 
@@ -59,7 +60,7 @@ def parse_args(argv=None):
     return args
 
 
-@exits_on_config_error("evaluate.py")
+@exits_on_user_error("evaluate.py")
 def main(argv=None) -> int:
     args = parse_args(argv)
     extra = []
@@ -68,15 +69,13 @@ def main(argv=None) -> int:
     if args.out:
         extra += ["OUTPUT_DIR", args.out]
     cfg = cfg_from_args(args, extra_opts=extra)
+    if args.weights.lower() not in ("none", ""):
+        check_weights_file(args.weights, "--weights")
     explicit = explicit_keys(args.cfg, [o for o in args.opts if o != "--"])
     cfg, inherited = inherit_checkpoint_inputs(cfg, args.weights, explicit)
     if args.slurm:
         print(describe_inherited(args.weights, inherited))
-        try:
-            submit_evaluation(cfg, args, weights=args.weights, splits=args.splits)
-        except slurm.SlurmError as exc:
-            print(f"evaluate.py: {exc}", file=sys.stderr)
-            return 2
+        submit_evaluation(cfg, args, weights=args.weights, splits=args.splits)
         return 0
     from avplug.config import write_config
     from avplug.evaluation.downstream_protocols import run_evaluation
@@ -85,11 +84,7 @@ def main(argv=None) -> int:
     setup_logging(cfg.OUTPUT_DIR)
     logging.getLogger("avplug.evaluate").info(describe_inherited(args.weights, inherited))
     write_config(cfg, cfg.OUTPUT_DIR)
-    try:
-        summary = run_evaluation(cfg, args.weights, args.splits, device=args.device)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"evaluate.py: {exc}", file=sys.stderr)
-        return 2
+    summary = run_evaluation(cfg, args.weights, args.splits, device=args.device)
     print(results_markdown(summary))
     print(json.dumps({"results": f"{cfg.OUTPUT_DIR}/results.json", "mean": summary["mean"], "std": summary["std"],
                       "mean_ci95": summary["mean_ci95"]}))

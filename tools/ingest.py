@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.data.catalog import CatalogError, ingest
 from avplug.engine.log import setup_logging
 
@@ -38,34 +38,30 @@ def build_parser():
     return parser
 
 
-@exits_on_config_error("ingest.py")
+@exits_on_user_error("ingest.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
-    try:
-        cfg = cfg_from_args(args)
-        d = cfg.DATA
-        src = args.src if args.src is not None else d.SOURCE
-        out = args.out if args.out is not None else d.CATALOG_DIR
-        if not out:
-            raise CatalogError("no output folder: pass --out CATALOG_DIR or set DATA.CATALOG_DIR")
-        result = ingest(
-            src,
-            out,
-            snippet_seconds=d.SNIPPET_SECONDS,
-            # DATA.META describes DATA.SOURCE: it applies only when --src does not replace that
-            meta=args.meta if args.meta is not None else ("" if args.src is not None else d.META),
-            heldout_fraction=args.heldout_fraction if args.heldout_fraction is not None else d.HELDOUT_FRACTION,
-            seed=args.seed if args.seed is not None else cfg.SEED,
-            workers=args.workers if args.workers is not None else d.PREPROCESS_WORKERS,
-            genres=list(d.GENRES),
-            genre_weights=[float(w) for w in d.GENRE_WEIGHTS],
-            max_titles=d.MAX_TITLES,
-            progress=not args.no_progress,
-        )
-    except CatalogError as exc:
-        print(f"ingest.py: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args)
+    d = cfg.DATA
+    src = args.src if args.src is not None else d.SOURCE
+    out = args.out if args.out is not None else d.CATALOG_DIR
+    if not out:
+        raise CatalogError("no output folder: pass --out CATALOG_DIR or set DATA.CATALOG_DIR")
+    result = ingest(
+        src,
+        out,
+        snippet_seconds=d.SNIPPET_SECONDS,
+        # DATA.META describes DATA.SOURCE: it applies only when --src does not replace that
+        meta=args.meta if args.meta is not None else ("" if args.src is not None else d.META),
+        heldout_fraction=args.heldout_fraction if args.heldout_fraction is not None else d.HELDOUT_FRACTION,
+        seed=args.seed if args.seed is not None else cfg.SEED,
+        workers=args.workers if args.workers is not None else d.PREPROCESS_WORKERS,
+        genres=list(d.GENRES),
+        genre_weights=[float(w) for w in d.GENRE_WEIGHTS],
+        max_titles=d.MAX_TITLES,
+        progress=not args.no_progress,
+    )
     print(f"{result.summary()} -> {out}")
     return 0
 

@@ -15,7 +15,7 @@ import json
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 
 
 def build_parser():
@@ -31,7 +31,7 @@ def build_parser():
     return parser
 
 
-@exits_on_config_error("inspect_sampler.py")
+@exits_on_user_error("inspect_sampler.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.world_size < 1 or (args.rank is not None and not 0 <= args.rank < args.world_size):

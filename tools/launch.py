@@ -14,10 +14,11 @@ import sys
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 import registry
 from avplug.builtin_plugins import setup_plugins
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.engine.launch import default_num_procs, launch_local
 from avplug.engine.log import setup_logging
 from avplug.engine.run_dir import resume_from_flags
+from avplug.models.export import check_weights_file
 from jobs import pretrain, slurm
 
 
@@ -47,7 +48,7 @@ def list_plugins(plugins) -> str:
     return "\n".join(lines)
 
 
-@exits_on_config_error("launch.py")
+@exits_on_user_error("launch.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_plugins:
@@ -61,20 +62,18 @@ def main(argv=None) -> int:
         extra += ["LAUNCH.NODES", str(args.nodes)]
     if args.procs_per_node is not None:
         extra += ["LAUNCH.PROCS_PER_NODE", str(args.procs_per_node)]
-    try:
-        cfg = cfg_from_args(args, extra_opts=extra)
-        if args.slurm:
-            procs = slurm.tasks_per_node(cfg, slurm.resolve_slurm_options(cfg, args))
-        else:
-            procs = cfg.LAUNCH.PROCS_PER_NODE or default_num_procs()
-        world = cfg.LAUNCH.NODES * procs
-        cfg = cfg_from_args(args, extra_opts=extra, world_size=world)
-        if args.slurm:
-            pretrain.submit_pretraining(cfg, args)
-            return 0
-    except slurm.SlurmError as exc:
-        print(f"launch.py: {exc}", file=sys.stderr)
-        return 2
+    cfg = cfg_from_args(args, extra_opts=extra)
+    if args.slurm:
+        procs = slurm.tasks_per_node(cfg, slurm.resolve_slurm_options(cfg, args))
+    else:
+        procs = cfg.LAUNCH.PROCS_PER_NODE or default_num_procs()
+    world = cfg.LAUNCH.NODES * procs
+    cfg = cfg_from_args(args, extra_opts=extra, world_size=world)
+    if cfg.MODEL.WEIGHTS:
+        check_weights_file(cfg.MODEL.WEIGHTS, "MODEL.WEIGHTS")
+    if args.slurm:
+        pretrain.submit_pretraining(cfg, args)
+        return 0
     if cfg.LAUNCH.NODES > 1:
         print("launch.py: LAUNCH.NODES > 1 needs --slurm (or a TorchX scheduler, see docs/cluster.md)", file=sys.stderr)
         return 2

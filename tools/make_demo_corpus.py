@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.data.demo import generate_demo_corpus
 
 
@@ -42,7 +42,7 @@ def _folder_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-@exits_on_config_error("make_demo_corpus.py")
+@exits_on_user_error("make_demo_corpus.py")
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -22,10 +22,8 @@ from __future__ import annotations
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
-from avplug.config import ConfigError
-from avplug.config.cli import cfg_from_args, default_argument_parser
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.data.catalog import CatalogError, resolve_workers
-from avplug.data.errors import StoreError
 from avplug.data.store import StoreSpec, verify_store
 from avplug.data.store_writer import build_index, preprocess
 from avplug.engine.log import setup_logging
@@ -50,47 +48,41 @@ def build_parser():
     return parser
 
 
+@exits_on_user_error("preprocess.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
-    try:
-        cfg = cfg_from_args(args)
-        catalog = args.catalog if args.catalog is not None else cfg.DATA.CATALOG_DIR
-        out = args.out if args.out is not None else cfg.DATA.STORE_DIR
-        if not out or not (catalog or args.verify):
-            raise CatalogError("pass --catalog CATALOG_DIR and --out STORE (or set DATA.CATALOG_DIR and DATA.STORE_DIR)")
-        if args.shard is None and args.num_shards != 1:
-            raise CatalogError("--num-shards needs --shard I")
-        if args.slurm:
-            from jobs.preprocess import submit_preprocess_array
-            from jobs.slurm import SlurmError
+    cfg = cfg_from_args(args)
+    catalog = args.catalog if args.catalog is not None else cfg.DATA.CATALOG_DIR
+    out = args.out if args.out is not None else cfg.DATA.STORE_DIR
+    if not out or not (catalog or args.verify):
+        raise CatalogError("pass --catalog CATALOG_DIR and --out STORE (or set DATA.CATALOG_DIR and DATA.STORE_DIR)")
+    if args.shard is None and args.num_shards != 1:
+        raise CatalogError("--num-shards needs --shard I")
+    if args.shard is not None and not 0 <= args.shard < args.num_shards:
+        raise CatalogError(f"--shard {args.shard} is not in [0, --num-shards {args.num_shards})")
+    if args.slurm:
+        from jobs.preprocess import submit_preprocess_array
 
-            try:
-                submit_preprocess_array(cfg, args, catalog_dir=catalog, store_dir=out)
-            except SlurmError as exc:
-                print(f"preprocess.py: {exc}", file=sys.stderr)
-                return 1
-            return 0
-        if args.verify:
-            return verify(out, catalog, args.workers if args.workers is not None else cfg.DATA.PREPROCESS_WORKERS)
-        if args.merge and args.shard is None:
-            index = build_index(out, catalog)
-            print(f"index of {len(index['titles'])} titles -> {out}")
-            return 0
-        summary = preprocess(
-            catalog,
-            out,
-            StoreSpec.from_cfg(cfg),
-            workers=args.workers if args.workers is not None else cfg.DATA.PREPROCESS_WORKERS,
-            shard=args.shard or 0,
-            num_shards=args.num_shards,
-            merge=True if args.merge else None,
-            progress=not args.no_progress,
-            check_hashes=args.check_hashes,
-        )
-    except (ConfigError, CatalogError, StoreError, ValueError) as exc:
-        print(f"preprocess.py: {exc}", file=sys.stderr)
-        return 2
+        submit_preprocess_array(cfg, args, catalog_dir=catalog, store_dir=out)
+        return 0
+    if args.verify:
+        return verify(out, catalog, args.workers if args.workers is not None else cfg.DATA.PREPROCESS_WORKERS)
+    if args.merge and args.shard is None:
+        index = build_index(out, catalog)
+        print(f"index of {len(index['titles'])} titles -> {out}")
+        return 0
+    summary = preprocess(
+        catalog,
+        out,
+        StoreSpec.from_cfg(cfg),
+        workers=args.workers if args.workers is not None else cfg.DATA.PREPROCESS_WORKERS,
+        shard=args.shard or 0,
+        num_shards=args.num_shards,
+        merge=True if args.merge else None,
+        progress=not args.no_progress,
+        check_hashes=args.check_hashes,
+    )
     rewritten = f" ({len(summary.rewritten)} of them damaged before)" if summary.rewritten else ""
     busy = f", {len(summary.busy)} left to another run writing them" if summary.busy else ""
     print(

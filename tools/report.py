@@ -21,6 +21,7 @@ import argparse
 import sys
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
+from avplug.config.cli import exits_on_user_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exits_on_user_error("report.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from avplug.experiments.reports import build_report

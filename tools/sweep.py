@@ -39,8 +39,9 @@ from pathlib import Path
 
 import avplug  # noqa: F401  (pytorchvideo shim before anything else)
 from avplug.config import resolve_config_path
-from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_config_error
+from avplug.config.cli import cfg_from_args, default_argument_parser, exits_on_user_error
 from avplug.engine.log import setup_logging
+from avplug.models.export import check_weights_file
 from jobs import slurm
 
 
@@ -101,7 +102,7 @@ def plan(args, cfg):
     return points, notes
 
 
-@exits_on_config_error("sweep.py")
+@exits_on_user_error("sweep.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from avplug.experiments import SweepError
@@ -124,6 +125,8 @@ def main(argv=None) -> int:
         print("sweep.py: give --grid KEY=V1,V2 (repeatable) and/or --preset", file=sys.stderr)
         return 2
     cfg = cfg_from_args(args)
+    if cfg.MODEL.WEIGHTS:
+        check_weights_file(cfg.MODEL.WEIGHTS, "MODEL.WEIGHTS")
     evals = [str(resolve_config_path(e)) for e in args.eval]
     setup_logging(out)
     if args.prepare != "none" and not args.dry_run:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from typing import Callable, Sequence
 
 from fvcore.common.config import CfgNode
 
 from avplug.config.config import load_config
-from avplug.errors import UserError
+from avplug.engine.log import report_user_error
+from avplug.errors import user_error_message
 
 
 def default_argument_parser(description: str, *, cfg_required: bool = True) -> argparse.ArgumentParser:
@@ -27,18 +27,23 @@ def cfg_from_args(args: argparse.Namespace, *, world_size: int | None = None, ex
     return load_config(args.cfg, opts, plugins=args.plugin, world_size=world_size)
 
 
-def exits_on_config_error(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Decorate a tool's ``main``: a :class:`avplug.errors.UserError` (a config error, a
-    checkpoint, lock or data error, ...) it raises becomes one ``prog: message`` line on stderr and
-    the return value (exit status) 2, instead of a traceback."""
+def exits_on_user_error(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a tool's ``main``: a user error it raises (any :class:`avplug.errors.UserError`, or a
+    missing path, permission denied, no space left: see :func:`avplug.errors.user_error_message`)
+    becomes one ``prog: message`` line on stderr and the return value (exit status) 2; the traceback
+    goes to the log file (:func:`avplug.engine.log.report_user_error`).  Any other exception is a bug
+    and propagates with its traceback."""
 
     def decorate(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def guarded(*args, **kwargs) -> int:
             try:
                 return main(*args, **kwargs)
-            except UserError as exc:
-                print(f"{prog}: {exc}", file=sys.stderr)
+            except Exception as exc:
+                message = user_error_message(exc)
+                if message is None:
+                    raise
+                report_user_error(prog, exc, message)
                 return 2
 
         return guarded

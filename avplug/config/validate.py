@@ -1,13 +1,23 @@
 """Validation: infer derived values, reject impossible ones with a message naming the key."""
 from __future__ import annotations
 
+import math
+
 from fvcore.common.config import CfgNode
 
+import registry
 from avplug.config.errors import ConfigError
 
 
 def _fail(key: str, value, why: str) -> None:
     raise ConfigError(f"{key} = {value!r}: {why}")
+
+
+def _at_least(node: CfgNode, group: str, bounds: dict[str, tuple[int, str]]) -> None:
+    """``node[key] >= low`` for each ``key: (low, what the bound means)`` of ``bounds``."""
+    for key, (low, meaning) in bounds.items():
+        if node[key] < low:
+            _fail(f"{group}.{key}", node[key], f"must be >= {low}{meaning}")
 
 
 def _check_data(d: CfgNode) -> None:
@@ -29,6 +39,8 @@ def _check_data(d: CfgNode) -> None:
         _fail("DATA.BAD_SNIPPETS", d.BAD_SNIPPETS, 'must be "skip" or "stop"')
     if not 0.0 <= d.MAX_BAD_FRACTION <= 1.0:
         _fail("DATA.MAX_BAD_FRACTION", d.MAX_BAD_FRACTION, "must be in [0, 1]")
+    _at_least(d, "DATA", {"NUM_WORKERS": (0, " (loader processes per rank; 0: load in the training process)"),
+                          "PREPROCESS_WORKERS": (0, " (0: all cores)"), "MAX_TITLES": (0, " (0: all titles)")})
 
 
 def _check_input(v: CfgNode, a: CfgNode) -> None:
@@ -98,8 +110,11 @@ def _check_solver(s: CfgNode, sampler: CfgNode, world_size: int | None) -> None:
         _fail("SOLVER.AMP", s.AMP, 'must be "auto", "bf16", "fp16" or "off"')
     if s.OPTIMIZER not in ("Adam", "AdamW", "SGD"):
         _fail("SOLVER.OPTIMIZER", s.OPTIMIZER, 'must be "Adam", "AdamW" or "SGD"')
-    if s.LOG_PERIOD < 1:
-        _fail("SOLVER.LOG_PERIOD", s.LOG_PERIOD, "must be >= 1")
+    _at_least(s, "SOLVER", {
+        "LOG_PERIOD": (1, ""), "MAX_STEPS": (0, " (0: run SOLVER.MAX_EPOCHS)"),
+        "CHECKPOINT_PERIOD": (0, " (0: a checkpoint at the end of each epoch only)"), "WEIGHT_DECAY": (0, ""),
+        "CLIP_GRAD_NORM": (0, " (0: off)"),
+    })
 
 
 def _check_model(cfg: CfgNode) -> None:
@@ -131,6 +146,7 @@ def _check_eval(ev: CfgNode) -> None:
     for key in ("FRAMES", "NUM_CLIPS", "NUM_CROPS", "EPOCHS", "BATCH_SIZE", "LINEAR_MAX_ITER"):
         if e[key] < 1:
             _fail(f"EVAL.DOWNSTREAM.{key}", e[key], "must be >= 1")
+    _at_least(e, "EVAL.DOWNSTREAM", {"NUM_WORKERS": (0, " (0: load in the evaluating process)")})
     if e.FPS <= 0 or e.CLIP_SECONDS <= 0:
         _fail("EVAL.DOWNSTREAM.FPS", (e.FPS, e.CLIP_SECONDS), "FPS and CLIP_SECONDS must be positive")
     if not 0 <= e.WARMUP_EPOCHS <= e.EPOCHS:
@@ -149,6 +165,42 @@ def _check_launch(launch: CfgNode) -> None:
         _fail("LAUNCH.BACKEND", launch.BACKEND, 'must be "auto", "nccl" or "gloo"')
 
 
+def _check_finite(node: CfgNode, prefix: str = "") -> None:
+    """Every number of the cfg is finite (YAML reads ``.nan`` and ``.inf`` as floats)."""
+    for key, value in node.items():
+        if isinstance(value, CfgNode):
+            _check_finite(value, f"{prefix}{key}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            _fail(f"{prefix}{key}", value, "must be a finite number")
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            _fail(f"{prefix}{key}", value, "every entry must be a finite number")
+
+
+# cfg keys that name a registered object, and the registry that must hold it.
+_NAMED = (
+    ("SAMPLER.NAME", registry.SAMPLERS), ("MODEL.VIDEO.NAME", registry.BACKBONES), ("MODEL.AUDIO.NAME", registry.BACKBONES),
+    ("MODEL.HEAD.NAME", registry.HEADS), ("LOSS.NAME", registry.LOSSES), ("DATA.DECODER", registry.DECODERS),
+    ("EVAL.DOWNSTREAM.DATASET", registry.DATASETS),
+)
+
+
+def check_registered_names(cfg: CfgNode) -> None:
+    """Every name the cfg asks a registry for is registered (run after the plugins are loaded);
+    the message lists the names that exist."""
+    asked = [(key, _get(cfg, key), reg) for key, reg in _NAMED]
+    asked += [("HOOKS", name, registry.HOOKS) for name in cfg.HOOKS]
+    for key, name, reg in asked:
+        if name not in reg:
+            _fail(key, name, f"not in the {reg.name} registry, which holds {', '.join(reg.names()) or '(nothing)'} "
+                  "(a plugin's names need its module: --plugin MODULE or PLUGINS)")
+
+
+def _get(cfg: CfgNode, key: str):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
 def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
     """Check ``cfg`` in place (it must be unfrozen) and fill derived keys; returns ``cfg``.
 
@@ -157,6 +209,9 @@ def validate_cfg(cfg: CfgNode, world_size: int | None = None) -> CfgNode:
     """
     if cfg.VERSION != 1:
         _fail("VERSION", cfg.VERSION, "this avplug reads config version 1")
+    _check_finite(cfg)
+    if cfg.SEED < 0:
+        _fail("SEED", cfg.SEED, "must be a non-negative integer")
     _check_data(cfg.DATA)
     _check_input(cfg.INPUT.VIDEO, cfg.INPUT.AUDIO)
     _check_sampler(cfg.SAMPLER)

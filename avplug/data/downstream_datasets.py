@@ -42,7 +42,13 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
+from avplug.errors import UserError
 from registry import DATASETS
+
+
+class DownstreamDatasetError(UserError, ValueError):
+    """A downstream dataset folder, split or list file that does not hold what it should; the
+    message names the file (and line)."""
 
 SUBSETS = ("train", "test")
 
@@ -59,9 +65,9 @@ class DownstreamDataset:
         if not self.root.is_dir():
             raise FileNotFoundError(f"{name}: dataset root {self.root} is not a folder")
         if int(split) not in self.SPLITS:
-            raise ValueError(f"{name}: split {split!r} does not exist; official splits are {list(self.SPLITS)}")
+            raise DownstreamDatasetError(f"{name}: split {split!r} does not exist; official splits are {list(self.SPLITS)}")
         if subset not in SUBSETS:
-            raise ValueError(f"{name}: subset {subset!r} must be one of {SUBSETS}")
+            raise DownstreamDatasetError(f"{name}: subset {subset!r} must be one of {SUBSETS}")
         self.split = int(split)
         self.subset = subset
         self.classes: list[str] = []
@@ -123,9 +129,9 @@ class UCF101(DownstreamDataset):
             folder = rel.split("/")[0] if "/" in rel else ""
             label = index.get(folder, folded.get(folder.lower()))
             if label is None:
-                raise ValueError(f"{list_file}:{no}: class folder {folder!r} of {rel!r} is not in classInd.txt")
+                raise DownstreamDatasetError(f"{list_file}:{no}: class folder {folder!r} of {rel!r} is not in classInd.txt")
             if len(parts) > 1 and (not parts[1].isdigit() or int(parts[1]) != label + 1):
-                raise ValueError(
+                raise DownstreamDatasetError(
                     f"{list_file}:{no}: label {parts[1]!r} disagrees with classInd.txt, "
                     f"which gives {folder} the label {label + 1}"
                 )
@@ -145,10 +151,10 @@ class UCF101(DownstreamDataset):
         for no, line in _lines(path):
             parts = line.split()
             if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) != len(classes) + 1:
-                raise ValueError(f"{path}:{no}: expected '<{len(classes) + 1}> <ClassName>', got {line!r}")
+                raise DownstreamDatasetError(f"{path}:{no}: expected '<{len(classes) + 1}> <ClassName>', got {line!r}")
             classes.append(parts[1])
         if not classes:
-            raise ValueError(f"{path} lists no classes")
+            raise DownstreamDatasetError(f"{path} lists no classes")
         return classes
 
 
@@ -176,7 +182,7 @@ class HMDB51(DownstreamDataset):
             for no, line in _lines(files[name]):
                 parts = line.split()
                 if len(parts) != 2 or parts[1] not in self.MARKS:
-                    raise ValueError(f"{files[name]}:{no}: expected '<video>.avi <0|1|2>', got {line!r}")
+                    raise DownstreamDatasetError(f"{files[name]}:{no}: expected '<video>.avi <0|1|2>', got {line!r}")
                 if self.MARKS[parts[1]] == subset:
                     self.samples.append((str(videos / name / parts[0]), label))
         self._check_exist(split_dir)
@@ -204,7 +210,7 @@ class ESC50(DownstreamDataset):
             reader = csv.DictReader(f)
             missing = [c for c in self.COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise ValueError(f"{meta}: missing columns {missing} (header: {reader.fieldnames})")
+                raise DownstreamDatasetError(f"{meta}: missing columns {missing} (header: {reader.fieldnames})")
             rows = list(reader)
         categories: dict[int, str] = {}
         for row_no, row in enumerate(rows, 2):
@@ -212,17 +218,17 @@ class ESC50(DownstreamDataset):
             try:
                 fold, target = int(row["fold"]), int(row["target"])
             except ValueError:
-                raise ValueError(f"{meta}:{row_no}: fold {row['fold']!r} and target {row['target']!r} must be integers") from None
+                raise DownstreamDatasetError(f"{meta}:{row_no}: fold {row['fold']!r} and target {row['target']!r} must be integers") from None
             self._cross_check(meta, row_no, name, fold, target)
             category = row["category"].strip()
             if categories.setdefault(target, category) != category:
-                raise ValueError(
+                raise DownstreamDatasetError(
                     f"{meta}:{row_no}: target {target} is {category!r} here but {categories[target]!r} earlier"
                 )
             if (fold == self.split) == (subset == "test"):
                 self.samples.append((str(self.root / "audio" / name), target))
         if sorted(categories) != list(range(len(categories))):
-            raise ValueError(f"{meta}: targets must be 0..{len(categories) - 1}, got {sorted(categories)}")
+            raise DownstreamDatasetError(f"{meta}: targets must be 0..{len(categories) - 1}, got {sorted(categories)}")
         self.classes = [categories[t] for t in range(len(categories))]
         self._check_exist(meta)
 
@@ -235,9 +241,9 @@ class ESC50(DownstreamDataset):
         """The file name ``{fold}-{src}-{take}-{target}.wav`` must agree with the csv row."""
         parts = Path(name).stem.split("-")
         if len(parts) != 4 or not (parts[0].isdigit() and parts[3].isdigit()):
-            raise ValueError(f"{meta}:{row_no}: file name {name!r} is not '{{fold}}-{{src}}-{{take}}-{{target}}.wav'")
+            raise DownstreamDatasetError(f"{meta}:{row_no}: file name {name!r} is not '{{fold}}-{{src}}-{{take}}-{{target}}.wav'")
         if (int(parts[0]), int(parts[3])) != (fold, target):
-            raise ValueError(
+            raise DownstreamDatasetError(
                 f"{meta}:{row_no}: file {name!r} encodes fold {int(parts[0])} and target {int(parts[3])} "
                 f"but the csv says fold {fold} and target {target}"
             )
@@ -252,7 +258,7 @@ def build_downstream_dataset(name: str, root: str | Path, split: int, subset: st
     if dataset.modality not in ("video", "audio"):
         raise TypeError(f"DATASETS entry {name!r}: modality {dataset.modality!r} must be 'video' or 'audio'")
     if not dataset.samples:
-        raise ValueError(f"{name} split {split} {subset} under {root} holds no samples")
+        raise DownstreamDatasetError(f"{name} split {split} {subset} under {root} holds no samples")
     return dataset
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import registry
-from avplug.config import ConfigError
+from avplug.config.errors import ConfigError
 from avplug.evaluation.checkpoint_inputs import FRONT_END_KEYS, is_random_init, lookup, same_value, stored_cfg
 from avplug.models.export import load_encoders
 from registry import BACKBONES

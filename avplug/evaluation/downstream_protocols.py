@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from avplug.config.errors import ConfigError
 from avplug.data.downstream_datasets import build_downstream_dataset, dataset_splits
 from avplug.evaluation.checkpoint_inputs import RANDOM_INIT
 from avplug.evaluation.clips import build_clip_dataset
@@ -55,7 +56,7 @@ def splits_of(cfg) -> list[int]:
 def _check_root(cfg) -> None:
     e = cfg.EVAL.DOWNSTREAM
     if not e.ROOT:
-        raise ValueError(f"EVAL.DOWNSTREAM.ROOT is empty: set it to the {e.DATASET} folder as downloaded")
+        raise ConfigError(f"EVAL.DOWNSTREAM.ROOT is empty: set it to the {e.DATASET} folder as downloaded")
 
 
 def _test_clips(root: str, dataset, probs: torch.Tensor) -> dict[str, list]:
@@ -159,7 +160,7 @@ def run_evaluation(cfg, weights: str | None, splits: Sequence[int] | None = None
     valid = dataset_splits(cfg.EVAL.DOWNSTREAM.DATASET)
     bad = [s for s in splits if s not in valid]
     if bad:
-        raise ValueError(f"{cfg.EVAL.DOWNSTREAM.DATASET} has no split {bad}; official splits are {list(valid)}")
+        raise ConfigError(f"{cfg.EVAL.DOWNSTREAM.DATASET} has no split {bad}; official splits are {list(valid)}")
     device = torch.device(device) if device is not None else default_device()
     features = None
     if cfg.EVAL.DOWNSTREAM.PROTOCOL == "linear":  # one extraction pass over every clip of every split

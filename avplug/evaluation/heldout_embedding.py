@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from avplug.config.errors import ConfigError
 from avplug.evaluation.discrepancy import MEASURE_KEYS, heldout_measures_and_scores, plot_score_histograms
 from avplug.evaluation.intervals import format_estimate
 
@@ -172,7 +173,7 @@ def evaluate_discrepancy(
         titles = load_titles(cfg, "heldout")
     items = select_heldout_items(titles, cfg.EVAL.DISCREPANCY_MAX_SNIPPETS)
     if not items:
-        raise ValueError(
+        raise ConfigError(
             f"no held-out title with at least 2 snippets in {getattr(store, 'root', store)} "
             f"(DATA.HELDOUT_FRACTION = {cfg.DATA.HELDOUT_FRACTION}, {len(titles)} held-out titles): "
             "the discrepancy measures need held-out titles"

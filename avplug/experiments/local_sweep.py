@@ -13,7 +13,8 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from avplug.engine.log import format_duration
+from avplug.engine.log import format_duration, log_to_files
+from avplug.errors import user_error_message
 from avplug.experiments.run_stages import execute_run, is_finished
 
 logger = logging.getLogger("avplug.sweep")
@@ -53,7 +54,12 @@ def run_sweep(
             final[run["name"]] = "finished"
         except Exception as exc:  # recorded in run.json by execute_run; the next runs still go
             final[run["name"]] = "failed"
-            logger.error("%s failed: %s\n%s", run["name"], exc, traceback.format_exc())
+            message = user_error_message(exc)
+            if message is None:  # a bug: its traceback on the console too
+                logger.error("%s failed: %s\n%s", run["name"], exc, traceback.format_exc())
+            else:  # a user error: one line, the traceback in the log file
+                logger.error("%s failed: %s", run["name"], message)
+                log_to_files(f"the traceback of {run['name']}'s error", exc)
     logger.info("sweep: %d run(s) in %s: %s", len(todo), format_duration(time.perf_counter() - start),
                 ", ".join(f"{n} {s}" for n, s in final.items()))
     return final

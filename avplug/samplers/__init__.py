@@ -26,6 +26,7 @@ from __future__ import annotations
 from avplug.samplers.base import GroupSampler, SnippetSampler
 from avplug.samplers.build import build_sampler
 from avplug.samplers.draws import GenreBalancedDraw, UniformDraw, build_title_draw
+from avplug.samplers.errors import SamplerError
 from avplug.samplers.inspect import load_titles_for, rank_batches, sampler_stats
 from avplug.samplers.policies import HierarchicalSampler, IIDSampler, SceneAwareSampler
 from avplug.samplers.subsets import sample_distinct, sample_windowed
@@ -36,6 +37,7 @@ __all__ = [
     "GroupSampler",
     "HierarchicalSampler",
     "IIDSampler",
+    "SamplerError",
     "SceneAwareSampler",
     "SnippetSampler",
     "UniformDraw",

@@ -66,19 +66,19 @@ class SnippetSampler:
         ids = [t.title_id for t in self.titles]
         if len(set(ids)) != len(ids):
             dup = next(i for i, c in Counter(ids).items() if c > 1)
-            raise ValueError(f"{name}: title_id {dup!r} appears more than once in the catalog")
+            raise SamplerError(f"{name}: title_id {dup!r} appears more than once in the catalog")
         self.title_ids = np.array(ids, dtype=object)
         self.num_snippets = np.array([t.num_snippets for t in self.titles], dtype=np.int64)
         if (self.num_snippets < 0).any():
             bad = ids[int(np.flatnonzero(self.num_snippets < 0)[0])]
-            raise ValueError(f"{name}: title {bad!r} has a negative number of snippets")
+            raise SamplerError(f"{name}: title {bad!r} has a negative number of snippets")
         self.total_snippets = int(self.num_snippets.sum())
         if self.total_snippets == 0:
             raise SamplerError(f"{name}: the {len(ids)} titles hold no snippets")
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"{name}: rank {rank} is not in a world of size {world_size}")
+            raise SamplerError(f"{name}: rank {rank} is not in a world of size {world_size}")
         if seed < 0:
-            raise ValueError(f"{name}: SEED = {seed}: the seed must be a non-negative integer")
+            raise SamplerError(f"{name}: SEED = {seed}: the seed must be a non-negative integer")
         self.world_size, self.rank, self.seed = int(world_size), int(rank), int(seed)
         self.batch_size = int(cfg.SOLVER.BATCH_SIZE)
         if self.batch_size < 1 or self.batch_size % self.world_size:
@@ -208,12 +208,12 @@ class SnippetSampler:
         }
         for key, meaning in what.items():
             if key in state and state[key] != mine[key]:
-                raise ValueError(
+                raise SamplerError(
                     f"cannot resume the sampler: {meaning} changed since the checkpoint "
                     f"({key} was {state[key]!r}, is now {mine[key]!r})"
                 )
         if "world_size" in state and state["world_size"] != self.world_size and not self.world_size_invariant():
-            raise ValueError(
+            raise SamplerError(
                 f"cannot resume {type(self).__name__} saved at world size {state['world_size']} on world size "
                 f"{self.world_size}: its global batches depend on the world size ({self.world_size_dependence()}); "
                 f"resume on {state['world_size']} ranks"

@@ -1,7 +1,7 @@
 import pytest
 
 from avplug.config import ConfigError, load_config, write_config
-from avplug.config.cli import exits_on_config_error
+from avplug.config.cli import exits_on_user_error
 
 
 def test_movie_tv_is_the_papers_recipe():
@@ -70,7 +70,7 @@ def test_unknown_recipe_lists_shipped_ones():
 
 
 def test_a_tool_main_turns_a_config_error_into_one_line_and_status_2(capsys):
-    @exits_on_config_error("tool.py")
+    @exits_on_user_error("tool.py")
     def main(argv=None) -> int:
         load_config("demo.yaml", list(argv))
         return 0

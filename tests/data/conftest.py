@@ -233,22 +233,6 @@ def timecode():
 
 
 @pytest.fixture(scope="session")
-def load_tool():
-    """``load_tool("ingest")``: the module of tools/ingest.py, to call its main() in-process."""
-    import importlib.util
-
-    repo = Path(__file__).resolve().parents[2]
-
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(f"avplug_tool_{name}", repo / "tools" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
-
-
-@pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory):
     """One small demo corpus with everything (2 movies, a show of 2 episodes of 8 s, the broken files,
     the full-size downstream stand-ins), rendered by 2 workers; shared by the corpus tests and the

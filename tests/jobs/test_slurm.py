@@ -151,7 +151,10 @@ def _fake_slurm_env(monkeypatch, **extra):
     }
     env.update(extra)
     for key in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "SLURM_RESTART_COUNT"):
-        monkeypatch.delenv(key, raising=False)
+        # setenv first records the state before the test, so the values export_torch_distributed_env
+        # sets directly in os.environ do not outlive it (a later test would join a world of 4)
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
