@@ -20,7 +20,7 @@ DEMO_VIDEO_SIZE = {"EVAL.DOWNSTREAM.CROP": (158, 40), "EVAL.DOWNSTREAM.SCALE_JIT
 def demo_checkpoint(tmp_path_factory):
     """A file holding what a demo pretraining checkpoint stores beside its weights: the resolved cfg."""
     path = tmp_path_factory.mktemp("ckpt") / "model_0000010.pth"
-    torch.save({"cfg": load_config("demo.yaml").dump(), "step": 10}, path)
+    torch.save({"model": {}, "cfg": load_config("demo.yaml").dump(), "step": 10}, path)
     return str(path)
 
 
