@@ -35,11 +35,6 @@ class NoSpaceError(UserError, OSError):
     """A write that failed for lack of disk space (ENOSPC / EDQUOT); names the folder and what was not written."""
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """True for the errors a full disk or an exhausted quota raises."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
 class _WriteRecorder:
     """A binary file that remembers the OSError of a failed write (``torch.save`` turns it into an
     opaque RuntimeError such as "unexpected pos 704 vs 598")."""

@@ -27,6 +27,16 @@ _USER_ERRNOS = {
     errno.EROFS: "read-only file system",
 }
 _USER_OS_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or an exception it was raised from is a full disk or exhausted quota."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 # How torch's DataLoader re-raises an error of a worker process (torch._utils.ExceptionWrapper).

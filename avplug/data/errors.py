@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import os
 
-from avplug.errors import UserError
+from avplug.errors import UserError, is_disk_full
 
 
 class MediaError(UserError, RuntimeError):
@@ -36,18 +36,6 @@ class StoreError(UserError, LookupError):
 
     def __reduce__(self):
         return (type(self), (self.store, self.reason))
-
-
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-def is_disk_full(exc: BaseException | None) -> bool:
-    """Whether ``exc`` or an exception it was raised from is a full disk or exhausted quota."""
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def write_failure(exc: OSError, folder: str | os.PathLike) -> str:

@@ -48,7 +48,7 @@ from avplug.data.decoders.media import (
 )
 from avplug.data.decoders.resampling import AudioPlacer, MonoResampler
 from avplug.data.decoders.timeline import Timeline
-from avplug.data.errors import MediaError, StoreError, is_disk_full, write_failure
+from avplug.data.errors import MediaError, StoreError, write_failure
 from avplug.data.files import read_text, write_text
 from avplug.data.store import (
     AUDIO_DTYPE,
@@ -68,6 +68,7 @@ from avplug.data.store import (
     title_dir_name,
     title_problem,
 )
+from avplug.errors import is_disk_full
 from avplug.resources import process_pool
 
 logger = logging.getLogger(__name__)

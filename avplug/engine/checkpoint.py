@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 import torch
 
-from avplug.checksums import CorruptFileError, NoSpaceError, atomic_write, is_disk_full, load_torch_file, sidecar_path, write_sidecar
+from avplug.checksums import CorruptFileError, NoSpaceError, atomic_write, load_torch_file, sidecar_path, write_sidecar
+from avplug.errors import is_disk_full
 
 _log = logging.getLogger(__name__)
 _NAME = re.compile(r"^model_(\d{7})\.pth$")

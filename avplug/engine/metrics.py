@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from avplug.checksums import NoSpaceError, is_disk_full
+from avplug.checksums import NoSpaceError
 from avplug.engine.log import format_duration
+from avplug.errors import is_disk_full
 
 _log = logging.getLogger("avplug.train")
 

@@ -69,18 +69,16 @@ def check_weights_file(path: str | os.PathLike, setting: str) -> None:
     """Refuse up front (before any data is read or a job queued) weights that cannot be loaded.
 
     ``path`` is what ``setting`` (``MODEL.WEIGHTS``, ``--weights``) names: it must be a file that
-    ``torch.load(weights_only=True)`` reads as a pretraining checkpoint (a dict with a ``"model"``
+    matches its sha256 sidecar (where it has one) and that ``torch.load(weights_only=True)`` reads as a pretraining checkpoint (a dict with a ``"model"``
     state dict), an exported encoders file, or a bare state dict; otherwise a
     :class:`CheckpointFormatError` names the setting and the file.
     """
     if not Path(path).is_file():
         raise CheckpointFormatError(f"{setting} {path}: no such file (give a checkpoint written by pretraining)")
     try:
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors of every kind: say which file (the details go to the log)
-        raise CheckpointFormatError(
-            f"{setting} {path}: not a checkpoint torch can read ({type(exc).__name__}); give a .pth file written by pretraining"
-        ) from exc
+        data = load_torch_file(path)  # verifies the sha256 sidecar where there is one
+    except CorruptFileError as exc:  # a checksum mismatch, or unpickling errors of every kind
+        raise CheckpointFormatError(f"{setting} {exc}") from exc
     usable = isinstance(data, dict) and (
         isinstance(data.get("model"), dict) or data.get("format") == EXPORT_FORMAT
         or (bool(data) and all(isinstance(v, torch.Tensor) for v in data.values()))

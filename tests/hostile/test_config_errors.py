@@ -61,7 +61,7 @@ CASES = [
      ["demo.yaml", "--plugin", "broken_plugin"], ["'broken_plugin' has a syntax error", "broken_plugin.py, line 1"]),
     ("weights_missing", {}, ["demo.yaml", "MODEL.WEIGHTS", "{dir}/nowhere.pth"], ["MODEL.WEIGHTS {dir}/nowhere.pth: no such file"]),
     ("weights_not_a_checkpoint", {"notes.pth": "these are not weights\n"},
-     ["demo.yaml", "MODEL.WEIGHTS", "{dir}/notes.pth"], ["MODEL.WEIGHTS {dir}/notes.pth: not a checkpoint"]),
+     ["demo.yaml", "MODEL.WEIGHTS", "{dir}/notes.pth"], ["MODEL.WEIGHTS {dir}/notes.pth: cannot be read as a checkpoint"]),
     ("odd_number_of_overrides", {}, ["demo.yaml", "SEED"], ["KEY VALUE pairs", "(command line)"]),
 ]
 
@@ -94,7 +94,7 @@ def test_evaluate_refuses_a_bad_weights_file_up_front(load_tool, capsys, tmp_pat
     assert main(["--cfg", "eval_demo.yaml", "--weights", str(notes), "OUTPUT_DIR", str(tmp_path / "out")]) == 2
     missing, not_weights = capsys.readouterr().err.splitlines()
     assert missing == f"evaluate.py: --weights {tmp_path / 'nowhere.pth'}: no such file (give a checkpoint written by pretraining)"
-    assert not_weights.startswith(f"evaluate.py: --weights {notes}: not a checkpoint torch can read")
+    assert not_weights.startswith(f"evaluate.py: --weights {notes}: cannot be read as a checkpoint (UnpicklingError")
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 

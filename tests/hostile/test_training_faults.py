@@ -246,22 +246,13 @@ def test_a_checkpoint_written_before_checksums_still_loads_with_a_note(old_run, 
 # --- disk full on a checkpoint -----------------------------------------------------------------
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("mounting a small tmpfs was refused (needs root or CAP_SYS_ADMIN)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 def test_disk_full_on_a_checkpoint_stops_cleanly_and_resumes_once_space_is_freed(tiny_demo, small_tmpfs):
-    out = small_tmpfs / "run"
+    disk = small_tmpfs(8 * 1024)
+    out = disk / "run"
     run_pretraining(_cfg(tiny_demo, out, "SOLVER.MAX_STEPS", "2"))
     kept = _digests(out / "checkpoints")
-    filler = small_tmpfs / "filler"
-    filler.write_bytes(b"\0" * (shutil.disk_usage(small_tmpfs).free - 256 * 1024))  # room for logs, not a checkpoint
+    filler = disk / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(disk).free - 256 * 1024))  # room for logs, not a checkpoint
 
     line = _one_line_error(_launch(tiny_demo, out, "SOLVER.MAX_STEPS", "4"))
     assert line == (f"launch.py: no space left on {out / 'checkpoints'} (checkpoint step 4 not written; the previous "
