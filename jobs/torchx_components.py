@@ -79,7 +79,7 @@ def pretrain(
         memMB: memory per node in MB
         h: a registered TorchX named resource (overrides cpu, gpu and memMB)
         plugins: plugin modules to import first (comma separated)
-        no_resume: ignore checkpoints already in OUTPUT_DIR (a retry still resumes its own)
+        no_resume: start over; the previous run moves to OUTPUT_DIR/previous_runs/ (a retried app does this again: leave it off with max_retries)
         rdzv_port: c10d rendezvous port on the first node (multi-node only)
         max_retries: times the scheduler may restart the app
         env: extra environment variables (KEY=VALUE,KEY2=VALUE2)
