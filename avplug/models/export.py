@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 import registry
-from avplug.checksums import CorruptFileError, atomic_write, load_torch_file, write_sidecar
+from avplug.checksums import CorruptFileError, atomic_write, load_torch_file, verify, write_sidecar
 from avplug.errors import UserError
 from registry import BACKBONES
 
@@ -76,9 +76,12 @@ def check_weights_file(path: str | os.PathLike, setting: str) -> None:
     if not Path(path).is_file():
         raise CheckpointFormatError(f"{setting} {path}: no such file (give a checkpoint written by pretraining)")
     try:
-        data = load_torch_file(path)  # verifies the sha256 sidecar where there is one
-    except CorruptFileError as exc:  # a checksum mismatch, or unpickling errors of every kind
+        verify(path)  # the sha256 sidecar, where there is one (quietly: the real load notes a missing one)
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except CorruptFileError as exc:
         raise CheckpointFormatError(f"{setting} {exc}") from exc
+    except Exception as exc:  # unpickling errors of every kind: say which file (the details go to the log)
+        raise CheckpointFormatError(f"{setting} {path}: cannot be read as a checkpoint ({type(exc).__name__})") from exc
     usable = isinstance(data, dict) and (
         isinstance(data.get("model"), dict) or data.get("format") == EXPORT_FORMAT
         or (bool(data) and all(isinstance(v, torch.Tensor) for v in data.values()))

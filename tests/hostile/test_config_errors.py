@@ -94,7 +94,7 @@ def test_evaluate_refuses_a_bad_weights_file_up_front(load_tool, capsys, tmp_pat
     assert main(["--cfg", "eval_demo.yaml", "--weights", str(notes), "OUTPUT_DIR", str(tmp_path / "out")]) == 2
     missing, not_weights = capsys.readouterr().err.splitlines()
     assert missing == f"evaluate.py: --weights {tmp_path / 'nowhere.pth'}: no such file (give a checkpoint written by pretraining)"
-    assert not_weights.startswith(f"evaluate.py: --weights {notes}: cannot be read as a checkpoint (UnpicklingError")
+    assert not_weights.startswith(f"evaluate.py: --weights {notes}: cannot be read as a checkpoint (")
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
